@@ -115,3 +115,13 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_an_error_cell_fails_the_run(tiny_notebook, tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = nbformat.read(tiny_notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('broken chapter')"))
+    nbformat.write(nb, tiny_notebook)
+    with pytest.raises(PapermillExecutionError, match="broken chapter"):
+        execute(tiny_notebook, tmp_path / "out.ipynb")
