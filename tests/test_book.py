@@ -125,3 +125,20 @@ def test_an_error_cell_fails_the_run(tiny_notebook, tmp_path):
     nbformat.write(nb, tiny_notebook)
     with pytest.raises(PapermillExecutionError, match="broken chapter"):
         execute(tiny_notebook, tmp_path / "out.ipynb")
+
+
+def test_save_results_writes_rows_with_provenance(tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("TSGEN_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TSGEN_PROFILE", "gpu")
+    chapter = Chapter.begin({"seed": 1, "device": "cpu"})
+    table = pd.DataFrame({"model": ["a", "b"], "mae": [np.float32(0.25), 0.5]})
+    path = chapter.save_results("99_demo", table, notes="smoke")
+    assert path == tmp_path / "99_demo.gpu.json"
+    record = json.loads(path.read_text())
+    assert record["profile"] == "gpu" and record["notes"] == "smoke"
+    assert record["rows"] == [{"model": "a", "mae": 0.25}, {"model": "b", "mae": 0.5}]
+    assert record["provenance"]["parameters"] == "seed=1, device='cpu'"
+    with pytest.raises(ValueError, match="at least one row"):
+        chapter.save_results("99_demo", [])

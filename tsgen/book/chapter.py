@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 import inspect
+import json
+import os
 import platform
 import random
 import subprocess
@@ -19,6 +21,15 @@ import tsgen
 # Names IPython puts in a kernel's namespace; they are not chapter parameters.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 REQUIRED = ("seed", "device")
+# The runner tells a chapter which profile it runs under (nbval runs the defaults).
+PROFILE_ENV = "TSGEN_PROFILE"
+RESULTS_ENV = "TSGEN_RESULTS_DIR"
+
+
+def results_dir() -> Path:
+    """Where chapters write their headline numbers: ``$TSGEN_RESULTS_DIR`` or ``book/results``."""
+    default = Path(tsgen.__file__).resolve().parent.parent / "book" / "results"
+    return Path(os.environ.get(RESULTS_ENV, default))
 
 
 def seed_everything(seed: int) -> None:
@@ -107,9 +118,43 @@ class Chapter:
             "wall time": f"{time.perf_counter() - self._clock:.1f} s",
         }
 
+    @property
+    def profile(self) -> str:
+        return os.environ.get(PROFILE_ENV, "default")
+
+    def save_results(self, name: str, rows, notes: str = "") -> Path:
+        """Write a chapter's headline numbers to ``book/results/<name>.<profile>.json``.
+
+        ``rows`` is a DataFrame or a list of dicts (one row per number or per
+        configuration); the file also holds the profile and the provenance table,
+        so the results chapter can say where each row came from.
+        """
+        if hasattr(rows, "to_dict"):
+            rows = rows.reset_index().to_dict("records") if _has_named_index(rows) else rows.to_dict("records")
+        rows = [{str(k): _plain(v) for k, v in dict(row).items()} for row in rows]
+        if not rows:
+            raise ValueError("save_results needs at least one row")
+        record = {"chapter": name, "profile": self.profile, "notes": notes,
+                  "provenance": self.provenance_table(), "rows": rows}
+        path = results_dir() / f"{name}.{self.profile}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1, allow_nan=True) + "\n")
+        return path
+
     def provenance(self) -> "Provenance":
         """How this chapter was produced; shows as a table in the notebook and the book."""
         return Provenance(self.provenance_table())
+
+
+def _has_named_index(frame) -> bool:
+    return any(name is not None for name in getattr(frame.index, "names", [None]))
+
+
+def _plain(value):
+    """JSON-ready scalars: NumPy numbers become Python numbers, anything else its string."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
 class Provenance(dict):

@@ -7,6 +7,7 @@ the command line never runs a chapter at its defaults by accident.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def run_notebooks(
         check_parameters(available[stem], params)
         plan.append((available[stem], params))
     times = {}
+    os.environ["TSGEN_PROFILE"] = profile  # inherited by the kernels: chapters label their results with it
     for notebook, params in plan:
         output = notebook if output_dir is None else Path(output_dir) / notebook.name
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
