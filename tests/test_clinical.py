@@ -1,0 +1,66 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsgen.metrics import clinical
+
+
+@pytest.mark.parametrize(
+    "ref, pred, zone",
+    [
+        (100, 100, "A"), (100, 119, "A"), (100, 81, "A"), (50, 65, "A"),   # within 20 % / both below 70
+        (100, 150, "B"), (200, 100, "B"), (300, 200, "B"),                 # off, but benign
+        (100, 250, "C"), (150, 20, "C"),                                   # overcorrection
+        (250, 100, "D"), (50, 100, "D"), (65, 90, "D"),                    # missed hypo/hyper
+        (60, 200, "E"), (200, 50, "E"),                                    # wrong direction
+    ],
+)
+def test_clarke_zones_on_reference_points(ref, pred, zone):
+    assert clinical.clarke_zones([ref], [pred])[0] == zone
+
+
+def test_clarke_shares_sum_to_one():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(40, 400, 500)
+    shares = clinical.clarke_shares(ref, ref * rng.uniform(0.5, 1.5, 500))
+    assert set(shares) == set("ABCDE")
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert clinical.clarke_shares(ref, ref)["A"] == 1.0
+
+
+def test_errors_and_units():
+    t, p = np.array([100.0, 200.0]), np.array([110.0, 170.0])
+    assert clinical.rmse(t, p) == pytest.approx(np.sqrt((100 + 900) / 2))
+    assert clinical.mae(t, p) == pytest.approx(20.0)
+    assert clinical.mard(t, p) == pytest.approx(100 * (0.1 + 0.15) / 2)
+    table = pd.DataFrame({"horizon_min": [30, 30, 60, 60], "bg_mgdl": [110, 170, 100, 200],
+                          "bg_mgdl_true": [100, 200, 100, np.nan]})
+    scored = clinical.horizon_metrics(table)
+    assert scored.loc[30, "MAE mmol/L"] == pytest.approx(20.0 / 18.016)
+    assert scored.loc[60, "n"] == 1 and scored.loc[60, "RMSE mg/dL"] == 0.0
+
+
+def test_time_in_range():
+    tir = clinical.time_in_range([50, 100, 150, 200, np.nan])
+    assert tir == {"below": 0.25, "in range": 0.5, "above": 0.25}
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="differ in size"):
+        clinical.rmse([1, 2], [1])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        clinical.clarke_zones([100, np.inf], [100, 100])
+    with pytest.raises(ValueError, match="positive"):
+        clinical.mard([0, 100], [1, 100])
+    with pytest.raises(ValueError, match="lacks column"):
+        clinical.horizon_metrics(pd.DataFrame({"x": [1]}))
+    with pytest.raises(ValueError, match="no scorable forecast at horizon 90"):
+        clinical.horizon_metrics(pd.DataFrame({"horizon_min": [30], "bg_mgdl": [1.0], "bg_mgdl_true": [1.0]}), (90,))
+
+
+def test_plot_clarke_draws():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = clinical.plot_clarke([100, 200], [110, 150])
+    assert ax.get_xlim() == (0, 400)

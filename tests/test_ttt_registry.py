@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from tsgen.ttt import IT3Engine, MaskedReconstructionEngine, TailForecastEngine, available_engines, get_engine, register
+from tsgen.ttt.base import BaseEngine
+from tsgen.ttt.registry import _REGISTRY
+
+
+def test_known_engines():
+    assert {"it3", "masked", "tail_forecast"} <= set(available_engines())
+    assert get_engine("it3") is IT3Engine
+    assert get_engine("masked") is MaskedReconstructionEngine
+    assert get_engine("tail_forecast") is TailForecastEngine
+    assert IT3Engine.name == "it3"
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(ValueError, match=r"unknown engine 'tent'.*it3.*masked.*tail_forecast"):
+        get_engine("tent")
+
+
+def test_register_a_new_engine():
+    try:
+        @register("_test_identity")
+        class Identity(BaseEngine):
+            def ttt_forward(self, inputs, target=None):
+                out = self.model(inputs)
+                return out, out.sum() * 0
+
+        assert get_engine("_test_identity") is Identity
+        engine = Identity(torch.nn.Linear(2, 2)).eval()
+        out, loss = engine(torch.ones(1, 2))
+        assert out.shape == (1, 2) and loss.item() == 0
+        with pytest.raises(ValueError, match="already registered"):
+            register("_test_identity")(type("Other", (Identity,), {}))
+    finally:
+        _REGISTRY.pop("_test_identity", None)
+
+
+def test_only_engines_can_register():
+    with pytest.raises(TypeError, match="BaseEngine"):
+        register("_test_bad")(torch.nn.Linear)
+    assert "_test_bad" not in available_engines()

@@ -1,0 +1,213 @@
+"""The configuration layer: one dataclass per concern, each with a JSON round-trip.
+
+``ModelConfig`` holds what every forecaster needs; ``TTMConfig`` adds the
+TinyTimeMixer specifics and splits itself into a ``TTMTrainingConfig`` (for the
+HuggingFace ``Trainer``) and a ``TTMDataConfig`` (for the input pipeline).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+TTM_R2_HUB_ID = "ibm-granite/granite-timeseries-ttm-r2"
+# tsfm_public's TimeSeriesPreprocessor offers exactly these two scalers (there is no robust one).
+SCALERS = ("standard", "minmax")
+IMPUTATIONS = ("mean", "median", "forward_fill", "linear")
+TRAINING_MODES = ("zero_shot", "fine_tune", "from_scratch")
+DEVICES = ("auto", "cpu", "cuda")
+DECODER_MODES = ("common_channel", "mix_channel")
+
+
+class _JSONConfig:
+    """to_dict / from_dict / to_json / from_json for a dataclass; unknown keys are an error."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**values)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path):
+        """Parse a JSON string, or read a ``.json`` file when given a path."""
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        return cls.from_dict(json.loads(text))
+
+
+def _positive(obj, *names):
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{type(obj).__name__}.{name} must be a positive number; got {value!r}")
+
+
+def _choice(obj, name, options):
+    value = getattr(obj, name)
+    if value not in options:
+        raise ValueError(f"{type(obj).__name__}.{name}={value!r} is not supported; choose one of {list(options)}")
+
+
+@dataclass
+class ModelConfig(_JSONConfig):
+    """What every forecaster needs: optimisation, window lengths (in steps), seed and device."""
+
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    num_epochs: int = 10
+    context_length: int = 512
+    forecast_length: int = 96
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        _positive(self, "batch_size", "learning_rate", "num_epochs", "context_length", "forecast_length")
+        if not (self.device in DEVICES or str(self.device).startswith("cuda:")):
+            raise ValueError(f"device must be one of {list(DEVICES)} or 'cuda:N'; got {self.device!r}")
+
+
+@dataclass
+class TTMTrainingConfig(_JSONConfig):
+    """The optimisation part of a TTM run, as the HuggingFace Trainer needs it."""
+
+    training_mode: str = "fine_tune"
+    learning_rate: float = 1e-3
+    num_epochs: int = 10
+    batch_size: int = 64
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    early_stopping_patience: int = 3
+    freeze_backbone: bool = False
+    logging_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self):
+        _choice(self, "training_mode", TRAINING_MODES)
+
+
+@dataclass
+class TTMDataConfig(_JSONConfig):
+    """The input pipeline of a TTM run: columns, window lengths, resolution, scaling, gaps, splits."""
+
+    target_features: list = field(default_factory=lambda: ["bg_mM"])
+    input_features: list = field(default_factory=list)
+    id_column: str = "p_num"
+    time_column: str = "datetime"
+    context_length: int = 512
+    forecast_length: int = 96
+    resolution_min: int = 5
+    scaler_type: str = "standard"
+    imputation_strategy: str = "linear"
+    split_config: dict = field(default_factory=lambda: {"train": 0.8, "valid": 0.2})
+    num_input_channels: int = 1
+
+    def __post_init__(self):
+        _choice(self, "scaler_type", SCALERS)
+        _choice(self, "imputation_strategy", IMPUTATIONS)
+
+
+@dataclass
+class TTMConfig(ModelConfig):
+    """A TinyTimeMixer forecaster.
+
+    ``model_path`` is a HuggingFace hub id, a local directory with a TTM
+    checkpoint, or None for the TTM-r2 architecture with random weights (also
+    the fallback, logged, when the hub cannot be reached). Lengths are in steps
+    of ``resolution_min`` minutes. ``input_features`` are covariates fed as
+    extra channels; ``target_features`` are forecast (the first is the glucose
+    that predictions report). ``valid_fraction`` of each patient's training
+    span (its end) is held out for early stopping. TTM's backbone treats
+    channels independently; ``decoder_mode="mix_channel"`` lets its decoder
+    mix the covariates into the glucose forecast (new decoder weights: train them).
+    """
+
+    model_path: str | None = TTM_R2_HUB_ID
+    input_features: list = field(default_factory=list)
+    target_features: list = field(default_factory=lambda: ["bg_mM"])
+    id_column: str = "p_num"
+    time_column: str = "datetime"
+    scaler_type: str = "standard"
+    imputation_strategy: str = "linear"
+    logging_dir: str | None = None
+    num_input_channels: int | None = None
+    resolution_min: int = 5
+    training_mode: str = "fine_tune"
+    freeze_backbone: bool = False
+    decoder_mode: str = "common_channel"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    early_stopping_patience: int = 3
+    valid_fraction: float = 0.2
+    progress: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        _choice(self, "scaler_type", SCALERS)
+        _choice(self, "imputation_strategy", IMPUTATIONS)
+        _choice(self, "training_mode", TRAINING_MODES)
+        _choice(self, "decoder_mode", DECODER_MODES)
+        _positive(self, "resolution_min")
+        if not self.target_features:
+            raise ValueError("TTMConfig.target_features is empty: name the column(s) to forecast")
+        overlap = set(self.target_features) & set(self.input_features)
+        if overlap:
+            raise ValueError(f"column(s) {sorted(overlap)} are both targets and input features")
+        self.input_features = list(self.input_features)
+        self.target_features = list(self.target_features)
+        channels = len(self.target_features) + len(self.input_features)
+        if self.num_input_channels is None:
+            self.num_input_channels = channels
+        elif self.num_input_channels != channels:
+            raise ValueError(f"num_input_channels={self.num_input_channels} but there are {channels} target + input features")
+        if not 0 < self.valid_fraction < 1:
+            raise ValueError(f"valid_fraction must be in (0, 1); got {self.valid_fraction}")
+
+    def to_training_config(self) -> TTMTrainingConfig:
+        return TTMTrainingConfig(
+            training_mode=self.training_mode, learning_rate=self.learning_rate, num_epochs=self.num_epochs,
+            batch_size=self.batch_size, warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
+            early_stopping_patience=self.early_stopping_patience, freeze_backbone=self.freeze_backbone,
+            logging_dir=self.logging_dir, seed=self.seed, device=self.device, progress=self.progress,
+        )
+
+    def to_data_config(self) -> TTMDataConfig:
+        return TTMDataConfig(
+            target_features=list(self.target_features), input_features=list(self.input_features),
+            id_column=self.id_column, time_column=self.time_column, context_length=self.context_length,
+            forecast_length=self.forecast_length, resolution_min=self.resolution_min,
+            scaler_type=self.scaler_type, imputation_strategy=self.imputation_strategy,
+            split_config={"train": round(1 - self.valid_fraction, 6), "valid": self.valid_fraction},
+            num_input_channels=self.num_input_channels,
+        )
+
+
+def create_default_ttm_config(**overrides) -> TTMConfig:
+    """The original module's setting: public TTM-r2 weights, context 512, forecast 96, fine-tuning at 1e-3."""
+    return TTMConfig(**overrides)
+
+
+def create_ttm_fine_tuning_config(**overrides) -> TTMConfig:
+    """Gentle fine-tuning of pretrained weights: learning rate 1e-5, 5 epochs, 500 warm-up steps."""
+    values = {"training_mode": "fine_tune", "learning_rate": 1e-5, "num_epochs": 5, "warmup_steps": 500}
+    return TTMConfig(**{**values, **overrides})
+
+
+def create_ttm_zero_shot_config(**overrides) -> TTMConfig:
+    """Pretrained weights used as they are: no training (``fit`` refuses to train)."""
+    return TTMConfig(**{"training_mode": "zero_shot", **overrides})

@@ -1,0 +1,342 @@
+"""From whatever the user has to regular, gap-free, scaled per-patient arrays, and back.
+
+Input: a data set name, a dict ``patient_id -> DataFrame`` or one combined
+DataFrame in the cohort format of :mod:`tsgen.data.glucose` (``datetime``,
+``p_num``, ``bg_mM`` and covariates). The pipeline checks it (clear errors,
+never a silent NaN), reports data quality, resamples each patient to the
+configured resolution, imputes gaps per patient and scales every channel with
+a scaler fitted on training data. It is our own code rather than tsfm_public's
+``TimeSeriesPreprocessor`` + ``get_datasets``, which avoids three of their
+pitfalls by construction: patient ids are mapped to integers internally, the
+channel order is fixed (targets first, then covariates), and the validation
+split is explicit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsgen.data import glucose
+
+from .config import IMPUTATIONS, SCALERS, TTMDataConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PatientSeries:
+    """One patient on a regular grid: values in original units (gaps imputed) and where they were observed."""
+
+    patient: str
+    times: pd.DatetimeIndex
+    values: np.ndarray  # [T, C] float
+    observed: np.ndarray  # [T, C] bool: False where the value was imputed
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def load_data(data, config: TTMDataConfig) -> pd.DataFrame:
+    """Turn a data set name, a path, a dict of per-patient frames or a frame into one combined frame.
+
+    A name is a simglucose age group (``"adult"``, ``"child"``, ``"adolescent"``,
+    optionally prefixed ``"simglucose:"``; two simulated days, cached) or the
+    path of a CSV in the GlucoBench layout (:func:`tsgen.data.glucose.load_cgm_csv`).
+    """
+    if isinstance(data, (str, Path)):
+        name = str(data).removeprefix("simglucose:")
+        if name in glucose.GROUPS:
+            return glucose.simulate_cohort(name, progress=False)
+        if Path(data).is_file():
+            return glucose.load_cgm_csv(data)
+        raise ValueError(f"unknown data set {str(data)!r}: give a simglucose group {glucose.GROUPS} or a CSV path")
+    if isinstance(data, dict):
+        if not data:
+            raise ValueError("the dict of patients is empty")
+        frames = []
+        for pid, frame in data.items():
+            if not isinstance(frame, pd.DataFrame):
+                raise ValueError(f"patient {pid!r}: expected a DataFrame, got {type(frame).__name__}")
+            frames.append(frame.assign(**{config.id_column: str(pid)}))
+        return pd.concat(frames, ignore_index=True)
+    if isinstance(data, pd.DataFrame):
+        return data
+    raise ValueError(f"data must be a data set name, a dict of DataFrames or a DataFrame; got {type(data).__name__}")
+
+
+def check_frame(frame: pd.DataFrame, config: TTMDataConfig) -> None:
+    """Raise ValueError for missing columns, infinite values or a patient without any target value."""
+    needed = [config.id_column, config.time_column, *config.target_features]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"input lacks column(s) {missing} (target(s) {config.target_features}); it has {list(frame.columns)}")
+    absent = [c for c in config.input_features if c not in frame.columns]
+    if absent:
+        raise ValueError(f"input lacks the covariate column(s) {absent}; drop them from input_features or add them")
+    if frame.empty:
+        raise ValueError("input has no rows")
+    channels = [*config.target_features, *config.input_features]
+    for column in channels:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise ValueError(f"column {column!r} is not numeric (dtype {frame[column].dtype})")
+        n_inf = int(np.isinf(frame[column].to_numpy(dtype=float)).sum())
+        if n_inf:
+            raise ValueError(f"column {column!r} holds {n_inf} infinite value(s); use NaN for a missing reading")
+    for pid, group in frame.groupby(config.id_column, sort=False):
+        for column in config.target_features:
+            if group[column].isna().all():
+                raise ValueError(f"patient {pid!r} has no observed {column!r} value (all NaN): drop the patient")
+
+
+def quality_report(frame: pd.DataFrame, columns: list[str], id_column: str = "p_num") -> pd.DataFrame:
+    """Per patient and column: share of NaN, number of infinite values, and whether the column is constant."""
+    rows = []
+    for pid, group in frame.groupby(id_column, sort=True):
+        for column in columns:
+            values = group[column].to_numpy(dtype=float)
+            finite = values[np.isfinite(values)]
+            rows.append({
+                id_column: pid, "column": column, "rows": len(values),
+                "nan share": float(np.isnan(values).mean()), "inf": int(np.isinf(values).sum()),
+                "zero variance": bool(finite.size == 0 or np.ptp(finite) == 0),
+            })
+    return pd.DataFrame(rows)
+
+
+def impute(values: np.ndarray, strategy: str) -> np.ndarray:
+    """Fill the NaN of one patient's ``[T, C]`` array column by column with its own statistics."""
+    if strategy not in IMPUTATIONS:
+        raise ValueError(f"unknown imputation_strategy {strategy!r}; choose one of {list(IMPUTATIONS)}")
+    frame = pd.DataFrame(values)
+    if strategy == "mean":
+        frame = frame.fillna(frame.mean())
+    elif strategy == "median":
+        frame = frame.fillna(frame.median())
+    elif strategy == "forward_fill":
+        frame = frame.ffill().bfill()  # leading gaps take the first reading
+    else:
+        frame = frame.interpolate(method="linear", limit_direction="both")
+    # A covariate never observed for this patient: zero (no insulin or carbs recorded).
+    return frame.fillna(0.0).to_numpy(dtype=float)
+
+
+def to_series(frame: pd.DataFrame, config: TTMDataConfig, channels: list[str]) -> dict[str, PatientSeries]:
+    """Resample each patient to ``resolution_min`` (mean within a step) and impute its gaps."""
+    step = pd.Timedelta(minutes=config.resolution_min)
+    out = {}
+    for pid, group in frame.groupby(config.id_column, sort=True):
+        times = pd.to_datetime(group[config.time_column])
+        if times.isna().any():
+            raise ValueError(f"patient {pid!r} has unparseable or missing times")
+        grid = times.dt.floor(step)
+        regular = group[channels].astype(float).groupby(grid.to_numpy()).mean()
+        full = pd.date_range(regular.index.min(), regular.index.max(), freq=step)
+        regular = regular.reindex(full)
+        raw = regular.to_numpy(dtype=float)
+        out[str(pid)] = PatientSeries(str(pid), full, impute(raw, config.imputation_strategy), ~np.isnan(raw))
+    return out
+
+
+class Preprocessor:
+    """Checks, resamples, imputes and scales; fitted on training data, saved as JSON."""
+
+    def __init__(self, config: TTMDataConfig):
+        self.config = config
+        self.channels: list[str] | None = None  # targets then the covariates kept
+        self.center: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.patient_index: dict[str, int] = {}
+
+    @property
+    def fitted(self) -> bool:
+        return self.center is not None
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.config.target_features)
+
+    def prepare(self, data) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
+        """Check, report, resample and impute ``data``; the quality report comes back with the series."""
+        frame = load_data(data, self.config)
+        check_frame(frame, self.config)
+        channels = self.channels or [*self.config.target_features, *self.config.input_features]
+        report = quality_report(frame, channels, self.config.id_column)
+        return to_series(frame, self.config, channels), report
+
+    def fit(self, series: dict[str, PatientSeries], report: pd.DataFrame) -> "Preprocessor":
+        """Drop covariates constant over all of ``series``, then fit the scaler on what remains."""
+        constant = report.groupby("column")["zero variance"].all()
+        covariates = [c for c in self.config.input_features if not constant.get(c, False)]
+        dropped = sorted(set(self.config.input_features) - set(covariates))
+        if dropped:
+            log.warning("dropping zero-variance covariate(s) %s", dropped)
+        self.channels = [*self.config.target_features, *covariates]
+        keep = [*self.config.target_features, *self.config.input_features]
+        idx = [keep.index(c) for c in self.channels]
+        stacked = np.concatenate([s.values[:, idx] for s in series.values()])
+        if self.config.scaler_type == "standard":
+            self.center, self.scale = stacked.mean(0), stacked.std(0)
+        else:
+            self.center, self.scale = stacked.min(0), stacked.max(0) - stacked.min(0)
+        self.scale = np.where(self.scale > 0, self.scale, 1.0)  # a constant target stays finite
+        self.patient_index = {pid: i for i, pid in enumerate(sorted(series))}
+        return self
+
+    def transform(self, data) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
+        """``prepare`` with the fitted channels, then scale; returns scaled series and the quality report."""
+        if not self.fitted:
+            raise RuntimeError("the preprocessor is not fitted: call fit() (or predict_zero_shot) first")
+        series, report = self.prepare(data)
+        for s in series.values():
+            s.values = (s.values - self.center) / self.scale
+        return series, report
+
+    def series(self, data, fit: bool = False) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
+        """Scaled series of ``data`` and its quality report; ``fit=True`` fits on ``data`` first."""
+        if fit:
+            self.channels = None  # (re)fitting starts from every configured channel
+            self.fit(*self.prepare(data))
+        return self.transform(data)
+
+    def observed_target(self, series: dict[str, PatientSeries]) -> dict[str, np.ndarray]:
+        """Each patient's first target in original units, NaN where it was not observed (imputed)."""
+        out = {}
+        for pid, s in series.items():
+            raw = self.unscale_target(s.values[:, : self.n_targets])[:, 0]
+            out[pid] = np.where(s.observed[:, 0], raw, np.nan)
+        return out
+
+    def unscale_target(self, values: np.ndarray) -> np.ndarray:
+        """Map scaled target channels ``[..., n_targets]`` back to original units."""
+        k = self.n_targets
+        return values * self.scale[:k] + self.center[:k]
+
+    def id_of(self, patient: str) -> int:
+        """Integer id of a patient (new patients get the next free integer)."""
+        if patient not in self.patient_index:
+            self.patient_index[patient] = len(self.patient_index)
+        return self.patient_index[patient]
+
+    def to_dict(self) -> dict:
+        return {"config": self.config.to_dict(), "channels": self.channels,
+                "center": None if self.center is None else self.center.tolist(),
+                "scale": None if self.scale is None else self.scale.tolist(),
+                "patient_index": self.patient_index}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "Preprocessor":
+        if state["config"]["scaler_type"] not in SCALERS:
+            raise ValueError(f"unknown scaler_type {state['config']['scaler_type']!r}; choose one of {list(SCALERS)}")
+        pre = cls(TTMDataConfig.from_dict(state["config"]))
+        pre.channels = state["channels"]
+        pre.center = None if state["center"] is None else np.asarray(state["center"], dtype=float)
+        pre.scale = None if state["scale"] is None else np.asarray(state["scale"], dtype=float)
+        pre.patient_index = dict(state["patient_index"])
+        return pre
+
+
+def check_lengths(series: dict[str, PatientSeries], needed: int, what: str) -> None:
+    short = {pid: len(s) for pid, s in series.items() if len(s) < needed}
+    if short:
+        raise ValueError(f"series too short for {what}: {short} steps, but {needed} are needed "
+                         "(context_length + forecast_length); use more data or shorter windows")
+
+
+def window_starts(length: int, context: int, forecast: int, stride: int = 1,
+                  first_target: int = 0, last_target: int | None = None, full_future: bool = True) -> np.ndarray:
+    """Start indices of windows whose forecast targets lie in ``[first_target, last_target)``.
+
+    A window starting at ``s`` has context ``[s, s + context)`` and targets
+    ``[s + context, s + context + forecast)``; with ``full_future=False`` its
+    targets may run past the end of the series (a forecast into the unknown).
+    """
+    last_target = length if last_target is None else last_target
+    lo = max(0, first_target - context)
+    hi = last_target - context - (forecast if full_future else 1)
+    return np.arange(lo, hi + 1, stride) if hi >= lo else np.arange(0)
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """TTM's batch format from scaled series: past/future values and observed masks, ``[length, C]`` each."""
+
+    def __init__(self, series: list[PatientSeries], starts: list[np.ndarray], context: int, forecast: int):
+        self.series, self.context, self.forecast = series, context, forecast
+        self.index = [(i, int(s)) for i, st in enumerate(starts) for s in st]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int) -> dict:
+        i, s = self.index[k]
+        values, observed = self.series[i].values, self.series[i].observed
+        c, f = s + self.context, s + self.context + self.forecast
+        future = np.zeros((self.forecast, values.shape[1]))
+        future_mask = np.zeros_like(future)
+        n = min(f, len(values)) - c
+        future[:n], future_mask[:n] = values[c:c + n], observed[c:c + n]
+        return {
+            "past_values": torch.tensor(values[s:c], dtype=torch.float32),
+            "future_values": torch.tensor(future, dtype=torch.float32),
+            "past_observed_mask": torch.tensor(observed[s:c], dtype=torch.float32),
+            "future_observed_mask": torch.tensor(future_mask, dtype=torch.float32),
+        }
+
+
+def forecast_frame(series: list[PatientSeries], starts: list[np.ndarray], predictions: np.ndarray,
+                   truth_raw: dict[str, np.ndarray], context: int, resolution_min: int,
+                   target: str = "bg_mM") -> pd.DataFrame:
+    """The forecasts ``[n_windows, forecast]`` (mmol/L) as a long table with the observed values beside them.
+
+    ``truth_raw`` maps a patient to its target in original units with NaN
+    where it was not observed, so imputed values are never scored.
+    """
+    forecast = predictions.shape[1]
+    horizons = np.arange(1, forecast + 1)
+    parts = []
+    row = 0
+    for s, st in zip(series, starts):
+        if len(st) == 0:
+            continue
+        n = len(st)
+        pred = predictions[row:row + n]
+        row += n
+        origin_idx = st + context - 1
+        target_idx = origin_idx[:, None] + horizons[None, :]
+        truth = np.full(target_idx.shape, np.nan)
+        inside = target_idx < len(s)
+        truth[inside] = truth_raw[s.patient][target_idx[inside]]
+        step = pd.Timedelta(minutes=resolution_min)
+        origins = s.times[origin_idx]
+        parts.append(pd.DataFrame({
+            "p_num": s.patient,
+            "origin": np.repeat(origins, forecast),
+            "horizon_min": np.tile(horizons * resolution_min, n),
+            "time": np.repeat(origins, forecast) + np.tile(horizons, n) * step,
+            target: pred.ravel(),
+            "bg_mgdl": pred.ravel() * glucose.MGDL_PER_MMOL,
+            f"{target}_true": truth.ravel(),
+            "bg_mgdl_true": truth.ravel() * glucose.MGDL_PER_MMOL,
+        }))
+    if not parts:
+        raise ValueError("no forecast origin: every series is shorter than context_length")
+    return pd.concat(parts, ignore_index=True)
+
+
+def time_split(frame: pd.DataFrame, test_fraction: float, context_length: int,
+               id_column: str = "p_num", time_column: str = "datetime") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split each patient in time: the first part, and the last ``test_fraction`` plus the
+    ``context_length`` rows before it (context only: no test target is in the first part)."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    train, test = [], []
+    for _, group in frame.sort_values([id_column, time_column]).groupby(id_column, sort=True):
+        cut = int(round(len(group) * (1 - test_fraction)))
+        train.append(group.iloc[:cut])
+        test.append(group.iloc[max(0, cut - context_length):])
+    return pd.concat(train, ignore_index=True), pd.concat(test, ignore_index=True)

@@ -1,0 +1,64 @@
+"""Tail forecasting: forecast the last steps of the input window from the rest.
+
+A self-supervised task made for forecasters: shift the window right by
+``tail_length`` steps (the freed start is padded), so the model's own forecast
+of its first ``tail_length`` steps should reproduce the hidden tail. The loss is
+the forecasting task itself, on data the model can see at test time, so it needs
+no auxiliary head and no features layer. (Backcasting and self-forecasting of
+this kind are common in test-time adaptation for forecasting; the contract is
+torch-ttt's, Durasov et al.)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import BaseEngine, replace_inputs, split_inputs
+from .registry import register
+
+PADS = ("edge", "missing")
+
+
+@register("tail_forecast")
+class TailForecastEngine(BaseEngine):
+    """``forward`` returns ``(model(inputs), loss_ttt)`` for a forecaster ``[B, L, C] -> [B, H, C]``.
+
+    ``loss_ttt`` is the mean squared error between the first ``tail_length``
+    forecast steps of the shifted window and the observed entries of the true
+    tail. ``pad="edge"`` repeats the first step into the freed start;
+    ``pad="missing"`` marks it missing (``missing_mask = 0``; dict inputs only).
+    """
+
+    def __init__(self, model: nn.Module, tail_length: int, *, pad: str = "edge",
+                 optimization_parameters=None, seed: int = 0):
+        super().__init__(model, optimization_parameters, seed)
+        if int(tail_length) != tail_length or tail_length < 1:
+            raise ValueError(f"tail_length must be a positive integer; got {tail_length!r}")
+        if pad not in PADS:
+            raise ValueError(f"pad must be one of {PADS}; got {pad!r}")
+        self.tail_length = int(tail_length)
+        self.pad = pad
+
+    def ttt_forward(self, inputs, target=None):
+        x, mask = split_inputs(inputs)
+        k = self.tail_length
+        if x.ndim != 3:
+            raise ValueError(f"TailForecastEngine needs [batch, time, channels] inputs; got shape {tuple(x.shape)}")
+        if k >= x.shape[1]:
+            raise ValueError(f"tail_length={k} must be shorter than the input window ({x.shape[1]} steps)")
+        if self.pad == "missing" and not isinstance(inputs, dict):
+            raise ValueError("pad='missing' needs a dict input with a missing_mask")
+        outputs = self.model(inputs)
+        if outputs.ndim != 3 or outputs.shape[1] < k or outputs.shape[2] != x.shape[2]:
+            raise ValueError(f"the model's forecast has shape {tuple(outputs.shape)}; TailForecastEngine needs "
+                             f"[batch, horizon >= {k}, {x.shape[2]} channels]")
+        if self.pad == "edge":
+            x_pad, m_pad = x[:, :1].expand(-1, k, -1), mask[:, :1].expand(-1, k, -1)
+        else:
+            x_pad, m_pad = torch.zeros_like(x[:, :k]), torch.zeros_like(mask[:, :k])
+        shifted = replace_inputs(inputs, torch.cat([x_pad, x[:, :-k]], 1), torch.cat([m_pad, mask[:, :-k]], 1))
+        tail, tail_mask = x[:, -k:], mask[:, -k:]
+        forecast = self.model(shifted)[:, :k]
+        loss = ((forecast - tail).pow(2) * tail_mask).sum() / tail_mask.sum().clamp_min(1)
+        return outputs, loss
