@@ -80,7 +80,7 @@ $(VENV)/.browser-installed: $(VENV)/.installed
 
 test-browser: $(VENV)/.browser-installed
 	@test -d "$${BOOK_HTML:-_build/html}" || { echo "_build/html is missing: run 'make book' first"; exit 2; }
-	test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 CHROMIUM=$(CHROMIUM) $(PY) -m pytest -p no:cacheprovider tests/browser
 
 clean:

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -234,7 +235,10 @@ class TTMForecaster(BaseTSFM):
                               callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience), _progress_callback(cfg.progress)])
             trainer.remove_callback(PrinterCallback)
             trainer.remove_callback(ProgressCallback)
-            trainer.train()
+            with warnings.catch_warnings():
+                # checkpoint rotation on filesystems without reliable mtimes (containers, NFS): harmless
+                warnings.filterwarnings("ignore", message="mtime may not be reliable")
+                trainer.train()
         self.model = trainer.model.to(self.device).eval()
         # One row per epoch: training loss and validation loss (the Trainer logs them separately).
         epochs: dict[float, dict] = {}
