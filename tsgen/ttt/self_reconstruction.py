@@ -27,7 +27,9 @@ class SelfReconstructionEngine(BaseEngine):
     ``"reconstruction"``). Inputs are a tensor (NaN = missing; hidden entries are
     then seen as 0) or a dict with ``X`` and ``missing_mask`` (hidden entries get
     ``X = 0`` and ``missing_mask = 0``). ``mask_ratio`` is the fraction of
-    observed entries hidden per call.
+    observed entries hidden. In training a new mask is drawn at every call; in
+    adaptation one mask (seeded with ``seed``) serves every step of a call, so
+    the loss before and after the steps is measured on the same entries.
     """
 
     def __init__(self, model: nn.Module, mask_ratio: float = 0.2, output_key: str = "reconstruction",
@@ -50,6 +52,8 @@ class SelfReconstructionEngine(BaseEngine):
 
     def ttt_forward(self, inputs, target=None):
         x, mask = split_inputs(inputs)
+        if not self.training:
+            self._generator = None  # adaptation: the same hidden entries at every step of a call
         hide = (self.rand(x.shape, x.device) < self.mask_ratio) & mask.bool()
         keep = (~hide).to(x.dtype)
         reconstruction = self.reconstruct(replace_inputs(inputs, x * keep, mask * keep))

@@ -1,0 +1,35 @@
+"""Timing helpers: a real training batch, forward + backward timed, the model left as it was."""
+
+import numpy as np
+import pytest
+import torch
+
+from tsgen.data import make_sines
+from tsgen.imputation import make_imputer
+from tsgen.imputation.speed import imputer_step_seconds, step_seconds, training_batch
+
+
+def test_training_batch_masks():
+    batch = training_batch(make_sines(8, length=10, n_features=2, seed=0), rate=0.25, seed=0)
+    assert set(batch) == {"X", "missing_mask", "X_ori", "indicating_mask"}
+    hidden, observed = batch["indicating_mask"].bool(), batch["missing_mask"].bool()
+    assert not (hidden & observed).any() and (hidden | observed).all()
+    assert (batch["X"][hidden] == 0).all() and abs(hidden.float().mean().item() - 0.25) < 0.05
+
+
+def test_imputer_step_seconds_times_and_leaves_model_clean():
+    batch = training_batch(make_sines(8, length=10, n_features=2, seed=0))
+    imputer = make_imputer("TTTImputer", 10, 2, d_model=8, n_heads=2, n_layers=1, d_ffn=8)
+    before = {k: v.clone() for k, v in imputer.model.state_dict().items()}
+    seconds = imputer_step_seconds(imputer, batch, repeats=2)
+    assert seconds > 0 and not imputer.model.training
+    assert all(p.grad is None for p in imputer.model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in imputer.model.state_dict().items())  # timing never steps
+
+
+def test_step_seconds_checks_arguments():
+    w = torch.ones(3, requires_grad=True)
+    assert step_seconds(lambda: (w * 2).sum(), repeats=3, warmup=0) >= 0
+    assert np.allclose(w.grad.numpy(), 6.0)  # three backward passes, no optimizer
+    with pytest.raises(ValueError, match="repeats"):
+        step_seconds(lambda: w.sum(), repeats=0)
