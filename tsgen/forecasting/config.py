@@ -7,9 +7,9 @@ HuggingFace ``Trainer``) and a ``TTMDataConfig`` (for the input pipeline).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
+
+from ..config import JSONConfig
 
 TTM_R2_HUB_ID = "ibm-granite/granite-timeseries-ttm-r2"
 # tsfm_public's TimeSeriesPreprocessor offers exactly these two scalers (there is no robust one).
@@ -18,35 +18,6 @@ IMPUTATIONS = ("mean", "median", "forward_fill", "linear")
 TRAINING_MODES = ("zero_shot", "fine_tune", "from_scratch")
 DEVICES = ("auto", "cpu", "cuda")
 DECODER_MODES = ("common_channel", "mix_channel")
-
-
-class _JSONConfig:
-    """to_dict / from_dict / to_json / from_json for a dataclass; unknown keys are an error."""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known fields: {sorted(known)}")
-        return cls(**values)
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path):
-        """Parse a JSON string, or read a ``.json`` file when given a path."""
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
-        return cls.from_dict(json.loads(text))
 
 
 def _positive(obj, *names):
@@ -63,7 +34,7 @@ def _choice(obj, name, options):
 
 
 @dataclass
-class ModelConfig(_JSONConfig):
+class ModelConfig(JSONConfig):
     """What every forecaster needs: optimisation, window lengths (in steps), seed and device."""
 
     batch_size: int = 64
@@ -81,7 +52,7 @@ class ModelConfig(_JSONConfig):
 
 
 @dataclass
-class TTMTrainingConfig(_JSONConfig):
+class TTMTrainingConfig(JSONConfig):
     """The optimisation part of a TTM run, as the HuggingFace Trainer needs it."""
 
     training_mode: str = "fine_tune"
@@ -102,7 +73,7 @@ class TTMTrainingConfig(_JSONConfig):
 
 
 @dataclass
-class TTMDataConfig(_JSONConfig):
+class TTMDataConfig(JSONConfig):
     """The input pipeline of a TTM run: columns, window lengths, resolution, scaling, gaps, splits."""
 
     target_features: list = field(default_factory=lambda: ["bg_mM"])

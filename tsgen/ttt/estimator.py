@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ with warnings.catch_warnings():  # tqdm.auto warns once when ipywidgets is missi
     from tqdm.auto import tqdm
 
 from ..book import resolve_device
+from ..config import JSONConfig
 from ..data.validation import as_float_array
 from .base import BaseEngine, OptimizationParameters, train_step
 from .models import MLPForecaster
@@ -29,7 +30,7 @@ from .registry import get_engine
 
 
 @dataclass
-class TTTForecasterConfig:
+class TTTForecasterConfig(JSONConfig):
     """Everything that defines a trained forecaster; ``engine=None`` trains the plain model."""
 
     context_length: int = 24      # input window
@@ -58,23 +59,6 @@ class TTTForecasterConfig:
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TTTForecasterConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config field(s) {sorted(unknown)}")
-        return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TTTForecasterConfig":
-        return cls.from_dict(json.loads(text))
 
 
 def build_engine(name: str, model: nn.Module, config: TTTForecasterConfig) -> BaseEngine:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
+from ...config import JSONConfig
 from ...ttt import OptimizationParameters
 from ..layers import LAYER_TYPES
 
 
 @dataclass
-class TTTImputerConfig:
+class TTTImputerConfig(JSONConfig):
     """Everything that defines a TTT imputer and its training.
 
     Architecture: ``n_steps`` × ``n_features`` windows, ``n_layers`` TTT blocks of
@@ -77,20 +77,3 @@ class TTTImputerConfig:
             raise ValueError("lr and inner_lr must be positive")
         # validate (and normalise) the adaptation settings now, not at the first predict
         self.adaptation = OptimizationParameters.coerce(self.adaptation).to_dict()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TTTImputerConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TTTImputer parameter(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
-        return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TTTImputerConfig":
-        return cls.from_dict(json.loads(text))
