@@ -8,13 +8,7 @@
 * :mod:`~tsgen.imputation.evaluation`: data splits, PyPOTS baselines and scoring in one code path.
 """
 
-import contextlib
-import io
-
-# PyPOTS prints an ASCII-art banner when first imported (and reads the stream's encoding to choose it)
-with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO(), encoding="utf-8")):
-    import pypots  # noqa: F401
-
+from .. import _pypots  # noqa: F401  (PyPOTS without its banner, before anything imports it)
 from .evaluation import MODELS, compare, fit_and_score, imputation_splits, make_imputer, summarize, window_stats
 from .layers import BidirectionalTTT, TTTBlock, TTTEncoder, TTTLayer, TTTLinear, TTTMLP, make_ttt_layer
 from .naive import NaiveTTTImputer, train_naive

@@ -21,6 +21,7 @@ def imputation_errors(imputed, truth, mask) -> dict[str, float]:
     the mask it must be complete. ``imputed`` must be complete everywhere
     the mask is 1. MRE is PyPOTS's: sum |error| / sum |truth| over the mask.
     """
+    from .. import _pypots  # noqa: F401  (no banner)
     from pypots.nn.functional import calc_mae, calc_mre, calc_mse, calc_rmse
 
     imputed, truth, mask = (np.asarray(a, dtype=float) for a in (imputed, truth, mask))
