@@ -40,3 +40,16 @@ def test_baseline_save_load(tmp_path):
         Persistence.load(tmp_path / "lin")
     with pytest.raises(RuntimeError, match="not fitted"):
         Persistence(config()).predict(cohort())
+
+
+def test_baseline_save_load_with_the_ttt_imputer(tmp_path):
+    rng = np.random.default_rng(0)
+    gappy = cohort().assign(bg_mM=lambda d: d.bg_mM.mask(rng.random(len(d)) < 0.1))
+    tiny = {"d_model": 8, "n_heads": 2, "d_ffn": 16, "epochs": 2, "patience": None}
+    cfg = TTMConfig(model_path=None, context_length=16, forecast_length=6, device="cpu", imputation_strategy="ttt",
+                    imputation_window=16, imputer_params=tiny)
+    linear = LinearRegression(cfg).fit(gappy)
+    linear.save(tmp_path / "lin")
+    assert (tmp_path / "lin" / "imputer" / "weights.safetensors").exists()
+    loaded = LinearRegression.load(tmp_path / "lin")
+    pd.testing.assert_frame_equal(linear.predict(gappy), loaded.predict(gappy))

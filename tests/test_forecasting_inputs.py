@@ -39,12 +39,14 @@ def test_resampling_and_imputation():
     data = frame(n=12, patients=("a",)).drop(index=[3, 4])  # a 15-minute gap
     data.loc[7, "bg_mM"] = np.nan
     pre = preprocessor()
-    series, report = pre.prepare(data)
+    raw, report = pre.prepare(data)
+    assert len(raw["a"]) == 12 and np.isnan(raw["a"].values[[3, 4, 7], 0]).all()  # gaps stay NaN until transform
+    series, _ = pre.series(data, fit=True)
     s = series["a"]
     assert len(s) == 12 and not np.isnan(s.values).any()
     assert s.observed[:, 0].tolist() == [True] * 3 + [False] * 2 + [True] * 2 + [False] + [True] * 4
     expected = np.interp(3, [2, 5], data["bg_mM"].loc[[2, 5]])
-    assert s.values[3, 0] == pytest.approx(expected)
+    assert pre.unscale_target(s.values[3:4, :1])[0, 0] == pytest.approx(expected)
     assert report["nan share"].max() == pytest.approx(1 / 10)
 
 
@@ -54,6 +56,111 @@ def test_impute_strategies(strategy):
     out = impute(x, strategy)
     expected = {"mean": [1, 2, 3, 2], "median": [1, 2, 3, 2], "forward_fill": [1, 1, 3, 3], "linear": [1, 2, 3, 3]}
     assert out[:, 0].tolist() == expected[strategy]
+    with pytest.raises(ValueError, match="learned from training data"):
+        impute(x, "ttt")
+
+
+# ---- the TTT imputer strategy: a tiny imputer, a few epochs (about a second per fit)
+TINY_TTT = {"d_model": 8, "n_heads": 2, "d_ffn": 16, "epochs": 3, "patience": None, "batch_size": 16}
+
+
+def ttt_preprocessor(**kw):
+    return preprocessor(imputation_strategy="ttt", imputation_window=8, imputer_params=TINY_TTT, **kw)
+
+
+def gappy_frame():
+    data = frame(n=80)
+    rng = np.random.default_rng(1)
+    data["bg_mM"] = data.bg_mM.mask(rng.random(len(data)) < 0.15)
+    data.loc[data.index[22:34], "iob"] = np.nan  # patient a: iob unobserved over all of window 24-31
+    return data.drop(index=[5, 6, 7])  # and a 15-minute hole in the grid
+
+
+@pytest.fixture(scope="module")
+def ttt_fitted():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a network this small trains faster on one thread
+    pre = ttt_preprocessor(input_features=["iob"])
+    series, _ = pre.series(gappy_frame(), fit=True)
+    yield pre, series
+    torch.set_num_threads(before)
+
+
+def test_ttt_strategy_fills_every_gap_and_keeps_observed_values(ttt_fitted):
+    pre, series = ttt_fitted
+    assert pre.imputer is not None and pre.imputer.config.n_steps == 8 and pre.imputer.config.n_features == 2
+    raw, _ = pre.prepare(gappy_frame())
+    for pid, s in series.items():
+        x = (raw[pid].values - pre.center) / pre.scale
+        gaps = np.isnan(x)
+        assert not np.isnan(s.values).any()
+        np.testing.assert_array_equal(s.observed, ~gaps)  # imputed entries stay unobserved: never scored
+        np.testing.assert_array_equal(s.values[~gaps], x[~gaps])  # observed values exactly as they were
+    # the imputer, not linear interpolation, filled the glucose gaps
+    linear = (impute(raw["a"].values, "linear") - pre.center) / pre.scale
+    gaps = ~series["a"].observed[:, 0]
+    assert not np.allclose(series["a"].values[gaps, 0], linear[gaps, 0])
+    # iob is unobserved over all of window 24-31: there the fallback (linear, as the other strategies) is used
+    np.testing.assert_allclose(series["a"].values[24:32, 1], linear[24:32, 1])
+    # the same in original units, as a table
+    table = pre.imputed_frame(gappy_frame())
+    assert list(table.columns) == ["p_num", "datetime", "bg_mM", "iob"] and not table.isna().any().any()
+    merged = gappy_frame().merge(table, on=["p_num", "datetime"], suffixes=("", "_filled"))
+    seen = merged.bg_mM.notna()
+    np.testing.assert_allclose(merged.bg_mM_filled[seen], merged.bg_mM[seen], rtol=1e-12)
+
+
+def test_ttt_window_grid_covers_the_series():
+    from tsgen.forecasting.inputs import window_grid
+
+    assert window_grid(16, 8).tolist() == [0, 8]
+    assert window_grid(19, 8).tolist() == [0, 8, 11]  # the last window is aligned to the end
+    with pytest.raises(ValueError, match="shorter than one window"):
+        window_grid(5, 8)
+
+
+def test_ttt_preprocessor_round_trips(ttt_fitted, tmp_path):
+    pre, series = ttt_fitted
+    state = pre.to_dict()
+    assert state["imputer"] == "imputer"
+    pre.save_imputer(tmp_path)
+    assert (tmp_path / "imputer" / "weights.safetensors").exists()
+    loaded = Preprocessor.from_dict(state, tmp_path)
+    again, _ = loaded.transform(gappy_frame())
+    for pid in series:
+        np.testing.assert_array_equal(again[pid].values, series[pid].values)
+    with pytest.raises(ValueError, match="saved with a TTT imputer"):
+        Preprocessor.from_dict(state)
+
+
+def test_ttt_training_is_seeded(ttt_fitted):
+    pre, series = ttt_fitted
+    again, _ = ttt_preprocessor(input_features=["iob"]).series(gappy_frame(), fit=True)
+    np.testing.assert_array_equal(again["b"].values, series["b"].values)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"imputation_strategy": "knn"}, r"choose one of \['mean', 'median', 'forward_fill', 'linear', 'ttt'\]"),
+        ({"imputation_strategy": "ttt", "imputation_window": 1}, "imputation_window must be an integer >= 2"),
+        ({"imputation_strategy": "ttt", "imputer_params": {"depth": 3}}, r"unknown field\(s\) \['depth'\]"),
+        ({"imputation_strategy": "ttt", "imputer_params": {"n_steps": 3}}, "may not set"),
+    ],
+)
+def test_bad_imputation_settings_are_rejected(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TTMConfig(model_path=None, **settings)
+
+
+def test_ttt_needs_series_longer_than_a_window():
+    with pytest.raises(ValueError, match="series too short for imputation_strategy 'ttt'"):
+        preprocessor(imputation_strategy="ttt", imputation_window=64, imputer_params=TINY_TTT).series(frame(), fit=True)
+    # 60 steps: the last 12 validate, too few for one window of 16
+    with pytest.raises(ValueError, match="needs training and validation windows"):
+        preprocessor(imputation_strategy="ttt", imputation_window=16, imputer_params=TINY_TTT).series(frame(), fit=True)
 
 
 @pytest.mark.parametrize(
@@ -100,3 +207,11 @@ def test_refit_reconsiders_dropped_covariates():
     varying = frame().assign(cob=lambda d: np.arange(len(d), dtype=float))
     scaled, _ = pre.series(varying, fit=True)
     assert pre.channels == ["bg_mM", "iob", "cob"] and scaled["a"].values.shape[1] == 3
+
+
+def test_ttt_default_patience_follows_a_short_budget():
+    from tsgen.forecasting.config import ttt_imputer_settings
+
+    assert ttt_imputer_settings({"epochs": 2})["patience"] == 2  # the default (10) would exceed the epochs
+    assert ttt_imputer_settings({"epochs": 40, "patience": None})["patience"] is None
+    TTMConfig(model_path=None, imputation_strategy="ttt", imputer_params={"epochs": 2})

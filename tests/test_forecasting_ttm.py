@@ -101,6 +101,25 @@ def test_save_load_round_trip(trained, tmp_path):
     assert loaded.config.training_mode == "from_scratch"
 
 
+def test_save_load_round_trip_with_the_ttt_imputer(tmp_path):
+    rng = np.random.default_rng(4)
+    data = cohort().assign(bg_mM=lambda d: d.bg_mM.mask(rng.random(len(d)) < 0.1))
+    tiny = {"d_model": 8, "n_heads": 2, "d_ffn": 16, "epochs": 2, "patience": None}
+    trained = TTMForecaster(config(num_epochs=1, imputation_strategy="ttt", imputation_window=16,
+                                   imputer_params=tiny)).fit(data)
+    path = trained.save(tmp_path / "ttm")
+    assert (path / "imputer" / "weights.safetensors").exists() and (path / "imputer" / "config.json").exists()
+    loaded = TTMForecaster.load(path)
+    assert loaded.preprocessor.imputer is not None and loaded.config.imputation_window == 16
+    test = cohort(n=60, seed=3).assign(bg_mM=lambda d: d.bg_mM.mask(rng.random(len(d)) < 0.1))
+    table = trained.predict(test)
+    pd.testing.assert_frame_equal(table, loaded.predict(test))
+    # imputed readings are never scored: their observed value is NaN in the table
+    gaps = test[test.bg_mM.isna()].set_index(["p_num", "datetime"]).index
+    at_gaps = table.set_index(["p_num", "time"]).index.isin(gaps)
+    assert at_gaps.any() and table.bg_mM_true[at_gaps].isna().all() and table.bg_mM_true[~at_gaps].notna().any()
+
+
 def test_zero_shot_from_local_checkpoint(trained, tmp_path):
     path = trained.save(tmp_path / "pretrained")
     zero = TTMForecaster(create_ttm_zero_shot_config(model_path=str(path), context_length=CTX, forecast_length=FL,

@@ -63,6 +63,7 @@ class _WindowForecaster(BaseTSFM):
         self.config.to_json(path / "config.json")
         state = {"kind": type(self).__name__, "preprocessor": self.preprocessor.to_dict(), **self._state()}
         (path / "state.json").write_text(json.dumps(state))
+        self.preprocessor.save_imputer(path)
         return path
 
     @classmethod
@@ -72,7 +73,7 @@ class _WindowForecaster(BaseTSFM):
         if state["kind"] != cls.__name__:
             raise ValueError(f"{path} holds a {state['kind']}, not a {cls.__name__}")
         model = cls(TTMConfig.from_json(path / "config.json"))
-        model.preprocessor = Preprocessor.from_dict(state["preprocessor"])
+        model.preprocessor = Preprocessor.from_dict(state["preprocessor"], path)
         model._restore(state)
         return model
 

@@ -14,7 +14,11 @@ from ..config import JSONConfig
 TTM_R2_HUB_ID = "ibm-granite/granite-timeseries-ttm-r2"
 # tsfm_public's TimeSeriesPreprocessor offers exactly these two scalers (there is no robust one).
 SCALERS = ("standard", "minmax")
-IMPUTATIONS = ("mean", "median", "forward_fill", "linear")
+# "ttt": a TTTImputer (tsgen.imputation) learned from the training patients when the preprocessor is fitted
+IMPUTATIONS = ("mean", "median", "forward_fill", "linear", "ttt")
+# The TTT imputer's default size and budget: small enough to train in seconds on a CPU
+TTT_IMPUTER_DEFAULTS = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ffn": 64, "mini_batch_size": 8,
+                        "epochs": 30, "patience": 10, "batch_size": 32, "lr": 3e-3}
 TRAINING_MODES = ("zero_shot", "fine_tune", "from_scratch")
 DEVICES = ("auto", "cpu", "cuda")
 DECODER_MODES = ("common_channel", "mix_channel")
@@ -25,6 +29,34 @@ def _positive(obj, *names):
         value = getattr(obj, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{type(obj).__name__}.{name} must be a positive number; got {value!r}")
+
+
+def ttt_imputer_settings(params: dict) -> dict:
+    """``params`` over :data:`TTT_IMPUTER_DEFAULTS`; the default patience never exceeds the epochs asked for."""
+    settings = {**TTT_IMPUTER_DEFAULTS, **params}
+    if "patience" not in params:
+        settings["patience"] = min(settings["patience"], settings["epochs"])
+    return settings
+
+
+def _imputation(obj):
+    """Validate ``imputation_strategy``, ``imputation_window`` and ``imputer_params`` together."""
+    _choice(obj, "imputation_strategy", IMPUTATIONS)
+    window = obj.imputation_window
+    if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+        raise ValueError(f"{type(obj).__name__}.imputation_window must be an integer >= 2 (steps per TTT "
+                         f"imputation window); got {window!r}")
+    if not isinstance(obj.imputer_params, dict):
+        raise ValueError(f"{type(obj).__name__}.imputer_params must be a dict of TTTImputer settings; "
+                         f"got {type(obj.imputer_params).__name__}")
+    fixed = sorted({"n_steps", "n_features"} & set(obj.imputer_params))
+    if fixed:
+        raise ValueError(f"imputer_params may not set {fixed}: imputation_window and the channels fix them")
+    if obj.imputation_strategy == "ttt" or obj.imputer_params:
+        from tsgen.imputation.ttt.config import TTTImputerConfig  # imported here: it pulls in PyPOTS
+
+        # unknown names and bad values fail now, not when the preprocessor is fitted
+        TTTImputerConfig.from_dict({**ttt_imputer_settings(obj.imputer_params), "n_steps": window, "n_features": 1})
 
 
 def _choice(obj, name, options):
@@ -85,12 +117,14 @@ class TTMDataConfig(JSONConfig):
     resolution_min: int = 5
     scaler_type: str = "standard"
     imputation_strategy: str = "linear"
+    imputation_window: int = 48
+    imputer_params: dict = field(default_factory=dict)
     split_config: dict = field(default_factory=lambda: {"train": 0.8, "valid": 0.2})
     num_input_channels: int = 1
 
     def __post_init__(self):
         _choice(self, "scaler_type", SCALERS)
-        _choice(self, "imputation_strategy", IMPUTATIONS)
+        _imputation(self)
 
 
 @dataclass
@@ -103,7 +137,14 @@ class TTMConfig(ModelConfig):
     of ``resolution_min`` minutes. ``input_features`` are covariates fed as
     extra channels; ``target_features`` are forecast (the first is the glucose
     that predictions report). ``valid_fraction`` of each patient's training
-    span (its end) is held out for early stopping. TTM's backbone treats
+    span (its end) is held out for early stopping.
+
+    ``imputation_strategy`` fills the gaps of every series before windows are
+    cut: ``"linear"``, ``"forward_fill"``, ``"mean"`` and ``"median"`` per patient
+    on its own; ``"ttt"`` with a :class:`tsgen.imputation.TTTImputer` trained
+    when the forecaster is fitted, on windows of ``imputation_window`` steps
+    of the training patients (``imputer_params``: its settings, over
+    ``TTT_IMPUTER_DEFAULTS``; its seed defaults to ``seed``). TTM's backbone treats
     channels independently; ``decoder_mode="mix_channel"`` lets its decoder
     mix the covariates into the glucose forecast (new decoder weights: train them).
     """
@@ -115,6 +156,8 @@ class TTMConfig(ModelConfig):
     time_column: str = "datetime"
     scaler_type: str = "standard"
     imputation_strategy: str = "linear"
+    imputation_window: int = 48
+    imputer_params: dict = field(default_factory=dict)
     logging_dir: str | None = None
     num_input_channels: int | None = None
     resolution_min: int = 5
@@ -130,7 +173,7 @@ class TTMConfig(ModelConfig):
     def __post_init__(self):
         super().__post_init__()
         _choice(self, "scaler_type", SCALERS)
-        _choice(self, "imputation_strategy", IMPUTATIONS)
+        _imputation(self)
         _choice(self, "training_mode", TRAINING_MODES)
         _choice(self, "decoder_mode", DECODER_MODES)
         _positive(self, "resolution_min")
@@ -163,6 +206,10 @@ class TTMConfig(ModelConfig):
             id_column=self.id_column, time_column=self.time_column, context_length=self.context_length,
             forecast_length=self.forecast_length, resolution_min=self.resolution_min,
             scaler_type=self.scaler_type, imputation_strategy=self.imputation_strategy,
+            imputation_window=self.imputation_window,
+            # the imputer follows the run's seed unless told otherwise (only "ttt" has an imputer to seed)
+            imputer_params={"seed": self.seed, **self.imputer_params} if self.imputation_strategy == "ttt"
+            else dict(self.imputer_params),
             split_config={"train": round(1 - self.valid_fraction, 6), "valid": self.valid_fraction},
             num_input_channels=self.num_input_channels,
         )

@@ -4,8 +4,10 @@ Input: a data set name, a dict ``patient_id -> DataFrame`` or one combined
 DataFrame in the cohort format of :mod:`tsgen.data.glucose` (``datetime``,
 ``p_num``, ``bg_mM`` and covariates). The pipeline checks it (clear errors,
 never a silent NaN), reports data quality, resamples each patient to the
-configured resolution, imputes gaps per patient and scales every channel with
-a scaler fitted on training data. It is our own code rather than tsfm_public's
+configured resolution, scales every channel with a scaler fitted on training
+data and fills the gaps: per patient on its own (linear, forward fill, mean,
+median), or with a TTT imputer (:class:`tsgen.imputation.TTTImputer`) that
+the preprocessor learns from the training patients when it is fitted. It is our own code rather than tsfm_public's
 ``TimeSeriesPreprocessor`` + ``get_datasets``, which avoids three of their
 pitfalls by construction: patient ids are mapped to integers internally, the
 channel order is fixed (targets first, then covariates), and the validation
@@ -24,7 +26,7 @@ import torch
 
 from tsgen.data import glucose
 
-from .config import IMPUTATIONS, SCALERS, TTMDataConfig
+from .config import IMPUTATIONS, SCALERS, TTMDataConfig, ttt_imputer_settings
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,9 @@ def impute(values: np.ndarray, strategy: str) -> np.ndarray:
     """Fill the NaN of one patient's ``[T, C]`` array column by column with its own statistics."""
     if strategy not in IMPUTATIONS:
         raise ValueError(f"unknown imputation_strategy {strategy!r}; choose one of {list(IMPUTATIONS)}")
+    if strategy == "ttt":
+        raise ValueError("imputation_strategy 'ttt' is learned from training data: fit a Preprocessor "
+                         "(it trains the imputer), then transform")
     frame = pd.DataFrame(values)
     if strategy == "mean":
         frame = frame.fillna(frame.mean())
@@ -126,8 +131,89 @@ def impute(values: np.ndarray, strategy: str) -> np.ndarray:
     return frame.fillna(0.0).to_numpy(dtype=float)
 
 
+def window_grid(length: int, window: int) -> np.ndarray:
+    """Starts of non-overlapping windows that cover ``[0, length)``, the last one aligned to the end
+    (it overlaps its predecessor when ``window`` does not divide ``length``)."""
+    if length < window:
+        raise ValueError(f"a series of {length} steps is shorter than one window of {window} steps")
+    starts = np.arange(0, length - window + 1, window)
+    return starts if starts[-1] + window == length else np.append(starts, length - window)
+
+
+def _windows(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """``[len(starts), window, C]`` slices of a ``[T, C]`` array."""
+    return values[starts[:, None] + np.arange(window)]
+
+
+def fit_ttt_imputer(scaled: list[np.ndarray], config: TTMDataConfig):
+    """A :class:`~tsgen.imputation.TTTImputer` trained on scaled training series ``[T, C]`` (NaN = gap).
+
+    Training windows (``imputation_window`` steps, stride a quarter window) come
+    from the first part of each series; the last ``split_config["valid"]`` of
+    each series gives the validation windows, in which ``mit_rate`` of the
+    observed entries are hidden and kept as ``X_ori`` for early stopping (the
+    imputer never sees anything but the training series). Windows without any
+    observed value are left out.
+    """
+    from tsgen.imputation import TTTImputer
+    from tsgen.imputation.ttt.model import quiet_pypots
+
+    window = config.imputation_window
+    stride = max(1, window // 4)
+    parts = {"train": [], "valid": []}
+    for x in scaled:
+        cut = int(round(len(x) * (1 - config.split_config["valid"])))
+        for split, part in (("train", x[:cut]), ("valid", x[cut:])):
+            if len(part) >= window:
+                parts[split].append(_windows(part, np.arange(0, len(part) - window + 1, stride), window))
+    found = {split: sum(len(w) for w in ws) for split, ws in parts.items()}
+    if not all(found.values()):
+        raise ValueError(f"imputation_strategy 'ttt' needs training and validation windows of imputation_window="
+                         f"{window} steps; the training series give {found} (the last {config.split_config['valid']:g} "
+                         "of each series validates): use more data or a shorter imputation_window")
+    train, valid = (np.concatenate(parts[split]) for split in ("train", "valid"))
+    train = train[~np.isnan(train).all(axis=(1, 2))]
+    imputer = TTTImputer(window, train.shape[-1], device="cpu", **ttt_imputer_settings(config.imputer_params))
+    rng = np.random.default_rng(imputer.config.seed)
+    hidden = ~np.isnan(valid) & (rng.random(valid.shape) < imputer.config.mit_rate)
+    valid_X = np.where(hidden, np.nan, valid)
+    keep = ~np.isnan(valid_X).all(axis=(1, 2))
+    if not len(train) or not keep.any():
+        raise ValueError("imputation_strategy 'ttt': the training or validation windows hold no observed value")
+    with quiet_pypots():
+        imputer.fit({"X": train}, {"X": valid_X[keep], "X_ori": valid[keep]})
+    return imputer
+
+
+def ttt_fill(imputer, scaled: np.ndarray, fallback: np.ndarray, window: int) -> np.ndarray:
+    """Fill the gaps of one scaled ``[T, C]`` series with a TTT imputer.
+
+    The series is cut into non-overlapping windows of ``window`` steps (the
+    last aligned to the end; where it overlaps the one before, its values
+    win). Observed entries are returned exactly as given. A channel with no
+    observed entry in a window gives the imputer nothing to work from: there,
+    and in windows with no observed entry at all, ``fallback`` (linear
+    interpolation over the whole series, then 0 in original units) is used.
+    """
+    from tsgen.imputation.ttt.model import quiet_pypots
+
+    starts = window_grid(len(scaled), window)
+    X, backup = _windows(scaled, starts, window), _windows(fallback, starts, window)
+    seen = ~np.isnan(X)
+    filled = backup.copy()
+    usable = seen.any(axis=(1, 2))
+    if usable.any():
+        with quiet_pypots():
+            filled[usable] = imputer.impute({"X": X[usable]})
+    filled = np.where(seen.any(axis=1, keepdims=True), filled, backup)
+    out = np.empty_like(scaled)
+    for start, values in zip(starts, filled):
+        out[start:start + window] = values
+    return np.where(np.isnan(scaled), out, scaled)
+
+
 def to_series(frame: pd.DataFrame, config: TTMDataConfig, channels: list[str]) -> dict[str, PatientSeries]:
-    """Resample each patient to ``resolution_min`` (mean within a step) and impute its gaps."""
+    """Resample each patient to ``resolution_min`` (mean within a step); gaps stay NaN (``Preprocessor`` fills them)."""
     step = pd.Timedelta(minutes=config.resolution_min)
     out = {}
     for pid, group in frame.groupby(config.id_column, sort=True):
@@ -139,12 +225,18 @@ def to_series(frame: pd.DataFrame, config: TTMDataConfig, channels: list[str]) -
         full = pd.date_range(regular.index.min(), regular.index.max(), freq=step)
         regular = regular.reindex(full)
         raw = regular.to_numpy(dtype=float)
-        out[str(pid)] = PatientSeries(str(pid), full, impute(raw, config.imputation_strategy), ~np.isnan(raw))
+        out[str(pid)] = PatientSeries(str(pid), full, raw, ~np.isnan(raw))
     return out
 
 
 class Preprocessor:
-    """Checks, resamples, imputes and scales; fitted on training data, saved as JSON."""
+    """Checks, resamples, scales and imputes; fitted on training data.
+
+    Its state is JSON (:meth:`to_dict`); with ``imputation_strategy="ttt"`` the
+    fitted imputer is saved beside it (:meth:`save_imputer`, safetensors + JSON).
+    """
+
+    IMPUTER_DIR = "imputer"
 
     def __init__(self, config: TTMDataConfig):
         self.config = config
@@ -152,6 +244,13 @@ class Preprocessor:
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
         self.patient_index: dict[str, int] = {}
+        self.imputer = None  # a fitted TTTImputer when imputation_strategy is "ttt"
+
+    @property
+    def _stateless_strategy(self) -> str:
+        """The per-patient strategy: the configured one, or linear (the TTT imputer's fallback)."""
+        strategy = self.config.imputation_strategy
+        return "linear" if strategy == "ttt" else strategy
 
     @property
     def fitted(self) -> bool:
@@ -162,7 +261,7 @@ class Preprocessor:
         return len(self.config.target_features)
 
     def prepare(self, data) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
-        """Check, report, resample and impute ``data``; the quality report comes back with the series."""
+        """Check, report and resample ``data`` (gaps stay NaN); the quality report comes back with the series."""
         frame = load_data(data, self.config)
         check_frame(frame, self.config)
         channels = self.channels or [*self.config.target_features, *self.config.input_features]
@@ -170,7 +269,9 @@ class Preprocessor:
         return to_series(frame, self.config, channels), report
 
     def fit(self, series: dict[str, PatientSeries], report: pd.DataFrame) -> "Preprocessor":
-        """Drop covariates constant over all of ``series``, then fit the scaler on what remains."""
+        """Drop covariates constant over all of ``series``, fit the scaler on what remains (gaps filled
+        per patient: by the configured strategy, or linearly for "ttt"), then train the TTT imputer
+        on the scaled series when the strategy is "ttt"."""
         constant = report.groupby("column")["zero variance"].all()
         covariates = [c for c in self.config.input_features if not constant.get(c, False)]
         dropped = sorted(set(self.config.input_features) - set(covariates))
@@ -179,23 +280,54 @@ class Preprocessor:
         self.channels = [*self.config.target_features, *covariates]
         keep = [*self.config.target_features, *self.config.input_features]
         idx = [keep.index(c) for c in self.channels]
-        stacked = np.concatenate([s.values[:, idx] for s in series.values()])
+        stacked = np.concatenate([impute(s.values[:, idx], self._stateless_strategy) for s in series.values()])
         if self.config.scaler_type == "standard":
             self.center, self.scale = stacked.mean(0), stacked.std(0)
         else:
             self.center, self.scale = stacked.min(0), stacked.max(0) - stacked.min(0)
         self.scale = np.where(self.scale > 0, self.scale, 1.0)  # a constant target stays finite
         self.patient_index = {pid: i for i, pid in enumerate(sorted(series))}
+        self.imputer = None
+        if self.config.imputation_strategy == "ttt":
+            self._check_window(series)
+            self.imputer = fit_ttt_imputer([(s.values[:, idx] - self.center) / self.scale for s in series.values()],
+                                           self.config)
         return self
 
+    def _check_window(self, series: dict[str, PatientSeries]) -> None:
+        window = self.config.imputation_window
+        short = {pid: len(s) for pid, s in series.items() if len(s) < window}
+        if short:
+            raise ValueError(f"series too short for imputation_strategy 'ttt': {short} steps, but one imputation "
+                             f"window is imputation_window={window} steps; use a shorter window or another strategy")
+
     def transform(self, data) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
-        """``prepare`` with the fitted channels, then scale; returns scaled series and the quality report."""
+        """``prepare`` with the fitted channels, then scale and fill the gaps; returns scaled series and the
+        quality report. Filled entries stay marked unobserved in ``PatientSeries.observed``."""
         if not self.fitted:
             raise RuntimeError("the preprocessor is not fitted: call fit() (or predict_zero_shot) first")
         series, report = self.prepare(data)
+        if self.imputer is not None:
+            self._check_window(series)
         for s in series.values():
-            s.values = (s.values - self.center) / self.scale
+            # scaling is affine per channel, so the per-patient strategies give the same result before or after it
+            fallback = (impute(s.values, self._stateless_strategy) - self.center) / self.scale
+            if self.imputer is None:
+                s.values = fallback
+            else:
+                scaled = (s.values - self.center) / self.scale
+                s.values = ttt_fill(self.imputer, scaled, fallback, self.config.imputation_window)
         return series, report
+
+    def imputed_frame(self, data, fit: bool = False) -> pd.DataFrame:
+        """``data`` on the regular grid with its gaps filled, in original units: id, time and the channels
+        (``fit=True`` fits on ``data`` first)."""
+        series, _ = self.series(data, fit)
+        return pd.concat([
+            pd.DataFrame(s.values * self.scale + self.center, columns=self.channels)
+            .assign(**{self.config.id_column: s.patient, self.config.time_column: s.times})
+            for s in series.values()
+        ], ignore_index=True)[[self.config.id_column, self.config.time_column, *self.channels]]
 
     def series(self, data, fit: bool = False) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
         """Scaled series of ``data`` and its quality report; ``fit=True`` fits on ``data`` first."""
@@ -224,13 +356,21 @@ class Preprocessor:
         return self.patient_index[patient]
 
     def to_dict(self) -> dict:
+        """The JSON state; ``"imputer"`` names the subdirectory that :meth:`save_imputer` writes (or None)."""
         return {"config": self.config.to_dict(), "channels": self.channels,
                 "center": None if self.center is None else self.center.tolist(),
                 "scale": None if self.scale is None else self.scale.tolist(),
-                "patient_index": self.patient_index}
+                "patient_index": self.patient_index,
+                "imputer": None if self.imputer is None else self.IMPUTER_DIR}
+
+    def save_imputer(self, directory: str | Path) -> None:
+        """Write the fitted TTT imputer (if any) to ``directory/imputer`` (safetensors + JSON)."""
+        if self.imputer is not None:
+            self.imputer.save(Path(directory) / self.IMPUTER_DIR, overwrite=True)
 
     @classmethod
-    def from_dict(cls, state: dict) -> "Preprocessor":
+    def from_dict(cls, state: dict, directory: str | Path | None = None) -> "Preprocessor":
+        """The preprocessor of :meth:`to_dict`; a TTT imputer is read from ``directory`` (see :meth:`save_imputer`)."""
         if state["config"]["scaler_type"] not in SCALERS:
             raise ValueError(f"unknown scaler_type {state['config']['scaler_type']!r}; choose one of {list(SCALERS)}")
         pre = cls(TTMDataConfig.from_dict(state["config"]))
@@ -238,6 +378,14 @@ class Preprocessor:
         pre.center = None if state["center"] is None else np.asarray(state["center"], dtype=float)
         pre.scale = None if state["scale"] is None else np.asarray(state["scale"], dtype=float)
         pre.patient_index = dict(state["patient_index"])
+        if state.get("imputer"):
+            from tsgen.imputation import TTTImputer
+
+            where = None if directory is None else Path(directory) / state["imputer"]
+            if where is None or not where.is_dir():
+                raise ValueError(f"the preprocessor was saved with a TTT imputer, but {where} holds none: "
+                                 "load it from the directory it was saved in")
+            pre.imputer = TTTImputer.from_saved(where, device="cpu")
         return pre
 
 

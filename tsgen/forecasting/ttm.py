@@ -137,7 +137,7 @@ class TTMForecaster(BaseTSFM):
         if not (model_dir / "config.json").exists():
             raise ValueError(f"{path} holds no TTM checkpoint (no config.json in it or in {path / 'model'})")
         if (path / "preprocessor.json").exists():  # a directory written by TTMForecaster.save
-            self.preprocessor = Preprocessor.from_dict(json.loads((path / "preprocessor.json").read_text()))
+            self.preprocessor = Preprocessor.from_dict(json.loads((path / "preprocessor.json").read_text()), path)
         model = TinyTimeMixerForPrediction.from_pretrained(
             model_dir, num_input_channels=self.config.num_input_channels,
             prediction_channel_indices=self._prediction_channels, decoder_mode=self.config.decoder_mode,
@@ -290,8 +290,14 @@ class TTMForecaster(BaseTSFM):
         If nothing fitted the scaler yet (a hub model), it is fitted on
         ``data`` itself: TTM standardises every context window on its own, so
         a global affine scaler cancels out and this uses no future value.
+        With ``imputation_strategy="ttt"`` the imputer would then be trained on
+        ``data``'s own readings (a warning says so): fit on training data, or
+        load a saved forecaster, to keep it apart.
         """
         if not self.preprocessor.fitted:
+            if self.config.imputation_strategy == "ttt":
+                log.warning("imputation_strategy='ttt' with an unfitted preprocessor: training the TTT imputer "
+                            "on the data to forecast (its observed readings)")
             self.preprocessor.fit(*self.preprocessor.prepare(data))
         if self.weights_source.startswith("random"):
             log.warning("zero-shot forecasts from RANDOM weights (%s)", self.weights_source)
@@ -299,7 +305,8 @@ class TTMForecaster(BaseTSFM):
 
     # ----- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write ``model/`` (safetensors + TTM config), ``config.json``, ``preprocessor.json``, ``metadata.json``."""
+        """Write ``model/`` (safetensors + TTM config), ``config.json``, ``preprocessor.json``, ``metadata.json``
+        and, with ``imputation_strategy="ttt"``, the fitted imputer in ``imputer/`` (safetensors + JSON)."""
         import transformers
         import tsfm_public
 
@@ -308,6 +315,7 @@ class TTMForecaster(BaseTSFM):
         self.model.save_pretrained(path / "model", safe_serialization=True)
         self.config.to_json(path / "config.json")
         (path / "preprocessor.json").write_text(json.dumps(self.preprocessor.to_dict(), indent=2))
+        self.preprocessor.save_imputer(path)
         metadata = {
             "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "weights_source": self.weights_source, "n_parameters": self.n_parameters,
