@@ -12,3 +12,15 @@ def sines():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread per test: these models are tiny, and two threads contending for the
+    CI machine's two cores are far slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,123 @@
+"""Everything that defines an ImagenI2R generator, as one JSON-friendly dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import JSONConfig
+
+# (delay, embedding) of the delay embedding for each sequence length: images of
+# 8x8, 16x16 and 64x64 pixels (the released code used (24, 32) for 768).
+DELAY_EMBEDDINGS = {24: (3, 8), 96: (6, 16), 768: (12, 64)}
+
+COMPLETIONS = ("tst", "zero", "linear")
+NORMS = ("BatchNorm", "LayerNorm")
+ACTIVATIONS = ("relu", "gelu")
+POSITIONAL = ("fixed", "learnable")
+
+
+@dataclass
+class GenerationConfig(JSONConfig):
+    """An ImagenI2R generator: TST completion, delay embedding, masked EDM diffusion.
+
+    The defaults are a small CPU configuration; :meth:`paper` gives the published
+    one (Fadlon et al. 2025; the released configs for lengths 24 / 96 / 768).
+    """
+
+    length: int = 24                 # time steps per window
+    n_features: int = 1              # channels of the series (= image channels)
+    delay: int = 3                   # time steps between image columns
+    embedding: int = 8               # time steps per image column (image rows)
+    completion: str = "tst"          # what fills missing values before diffusion: tst, zero, linear
+    masked: bool = True              # noise and loss only on observed pixels (False: every pixel)
+    # Time Series Transformer (Zerveas et al. 2021) + bidirectional GRU decoder
+    tst_d_model: int = 40
+    tst_heads: int = 5
+    tst_layers: int = 2
+    tst_feedforward: int = 128
+    tst_dropout: float = 0.1
+    tst_pos_encoding: str = "fixed"
+    tst_activation: str = "gelu"
+    tst_norm: str = "BatchNorm"
+    decoder_layers: int = 3
+    decoder_hidden: int = 0          # 0: halfway between tst_d_model and n_features, as the reference
+    # U-Net (diffusers UNet2DModel) and EDM (Karras et al. 2022)
+    unet_channels: tuple = (32, 64)
+    unet_attention: tuple = (False, True)  # self-attention in each resolution level
+    unet_layers_per_block: int = 1
+    sigma_data: float = 0.5
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    sampling_steps: int = 18
+    s_churn: float = 0.0             # 0: the deterministic Heun sampler
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True          # decay min(ema_decay, (1 + n) / (10 + n)) after n updates
+    # training
+    tst_epochs: int = 30             # phase 1: TST pre-training (skipped unless completion == "tst")
+    epochs: int = 1000               # phase 2: diffusion, with continued TST refinement
+    batch_size: int = 128
+    lr: float = 1e-4
+    tst_lr: float = 1e-3
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        self.unet_channels = tuple(int(c) for c in self.unet_channels)
+        self.unet_attention = tuple(bool(a) for a in self.unet_attention)
+        for name in ("length", "n_features", "delay", "embedding", "tst_d_model", "tst_heads", "tst_layers",
+                     "tst_feedforward", "decoder_layers", "unet_layers_per_block", "sampling_steps", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
+        if self.embedding > self.length:
+            raise ValueError(f"embedding ({self.embedding}) cannot exceed length ({self.length})")
+        if self.tst_epochs < 0 or self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0; got tst_epochs={self.tst_epochs}, epochs={self.epochs}")
+        for name, value, allowed in (("completion", self.completion, COMPLETIONS), ("tst_norm", self.tst_norm, NORMS),
+                                     ("tst_activation", self.tst_activation, ACTIVATIONS),
+                                     ("tst_pos_encoding", self.tst_pos_encoding, POSITIONAL)):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {allowed}")
+        if self.tst_d_model % self.tst_heads:
+            raise ValueError(f"tst_d_model ({self.tst_d_model}) must be divisible by tst_heads ({self.tst_heads})")
+        if len(self.unet_channels) != len(self.unet_attention) or not self.unet_channels:
+            raise ValueError("unet_channels and unet_attention need one entry per resolution level")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max; got {self.sigma_min}, {self.sigma_max}")
+
+    @property
+    def decoder_width(self) -> int:
+        return self.decoder_hidden or max(1, self.tst_d_model + (self.n_features - self.tst_d_model) // 2)
+
+    @classmethod
+    def for_length(cls, length: int, n_features: int, **overrides) -> "GenerationConfig":
+        """The delay embedding the paper uses for ``length`` (24, 96 or 768), with any overrides."""
+        delay, embedding = _preset(length)
+        return cls(**{"length": length, "n_features": n_features, "delay": delay, "embedding": embedding, **overrides})
+
+    @classmethod
+    def paper(cls, length: int, n_features: int, **overrides) -> "GenerationConfig":
+        """The published scale: U-Net 128 channels x (1, 2, 2, 2), TST of 6 layers, 1,000 epochs."""
+        _preset(length)
+        paper = dict(tst_layers=6, tst_feedforward=2048, unet_channels=(128, 256, 256, 256),
+                     unet_layers_per_block=2, tst_epochs=30, epochs=1000, batch_size=128 if length < 768 else 32)
+        # the reference attends at 8, 4 and 2 pixels (length 24), down to 16 for longer series
+        paper["unet_attention"] = {24: (True, True, True, False), 96: (True, True, True, True),
+                                   768: (False, False, True, True)}[length]
+        return cls.for_length(length, n_features, **{**paper, **overrides})
+
+    @classmethod
+    def build(cls, length: int, n_features: int, paper: bool = False, **overrides) -> "GenerationConfig":
+        """:meth:`paper` when ``paper`` is true, else :meth:`for_length`; ``overrides`` win in both."""
+        return (cls.paper if paper else cls.for_length)(length, n_features, **overrides)
+
+
+def _preset(length: int) -> tuple[int, int]:
+    if length not in DELAY_EMBEDDINGS:
+        raise ValueError(f"no delay embedding preset for length {length}; presets: {sorted(DELAY_EMBEDDINGS)}")
+    return DELAY_EMBEDDINGS[length]
