@@ -123,7 +123,7 @@ class Chapter:
     def profile(self) -> str:
         return os.environ.get(PROFILE_ENV, "default")
 
-    def save_results(self, name: str, rows, notes: str = "") -> Path:
+    def save_results(self, name: str, rows, notes: str = "") -> None:
         """Write a chapter's headline numbers to ``book/results/<name>.<profile>.json``.
 
         ``rows`` is a DataFrame or a list of dicts (one row per number or per
@@ -140,7 +140,6 @@ class Chapter:
         path = results_dir() / f"{name}.{self.profile}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
-        return path
 
     def provenance(self) -> "Provenance":
         """How this chapter was produced; shows as a table in the notebook and the book."""
