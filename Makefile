@@ -30,7 +30,7 @@ help:
 	@echo "make chapter CHAPTER=01_data PARAMS='-p seed 3'   execute one chapter into book/chapters"
 	@echo "make notebooks   re-execute notebooks/ in place (refresh nbval's reference outputs)"
 	@echo "make test-browser   open every page of _build/html in headless Chromium (after make book)"
-	@echo "make sweep CHAPTER=04_ttt_engines GRID=\"-g alpha '[0.1, 1.0]'\" JOBS=2   one chapter over a grid"
+	@echo "make sweep CHAPTER=04_adaptation_engines GRID=\"-g alpha '[0.1, 1.0]'\" JOBS=2   one chapter over a grid"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ book: chapters
 	@echo "open _build/html/index.html"
 
 sweep: install
-	@test -n "$(CHAPTER)" -a -n "$(GRID)" || { echo "usage: make sweep CHAPTER=04_ttt_engines GRID=\"-g alpha '[0.1, 1.0]'\" [JOBS=2] [PARAMS='-p seed 1'] [PROFILE=gpu]"; exit 2; }
+	@test -n "$(CHAPTER)" -a -n "$(GRID)" || { echo "usage: make sweep CHAPTER=04_adaptation_engines GRID=\"-g alpha '[0.1, 1.0]'\" [JOBS=2] [PARAMS='-p seed 1'] [PROFILE=gpu]"; exit 2; }
 	$(PY) -m tsgen.book.sweep $(CHAPTER) --profile $(PROFILE) --jobs $(JOBS) $(GRID) $(PARAMS)
 
 notebooks: install

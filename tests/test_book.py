@@ -86,15 +86,17 @@ def test_profiles_name_real_chapters_and_parameters(profile):
         check_parameters(ROOT / "notebooks" / f"{stem}.ipynb", params)
 
 
-def test_chapter_collects_parameters_and_seeds():
+def test_chapter_collects_parameters_and_leaves_global_rngs_alone():
     import torch
 
     namespace = {"In": [], "Out": {}, "np": np, "print": print, "_hidden": 1, "seed": 5, "device": "cpu", "rates": [0.3]}
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()
     chapter = Chapter.begin(namespace)
     assert chapter.parameters == {"seed": 5, "device": "cpu", "rates": [0.3]}
-    first = (np.random.rand(), torch.rand(1).item())
-    Chapter.begin(namespace)
-    assert (np.random.rand(), torch.rand(1).item()) == first
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)
+    with pytest.raises(ValueError, match="seed"):
+        Chapter.begin({**namespace, "seed": "abc"})
     table = chapter.provenance_table()
     assert {"parameters", "tsgen", "git commit", "torch", "device", "wall time"} <= set(table)
     assert "seed=5" in table["parameters"]

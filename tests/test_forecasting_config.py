@@ -19,7 +19,7 @@ def test_json_round_trip(cls, tmp_path):
     config = cls()
     assert cls.from_json(config.to_json()) == config
     config.to_json(tmp_path / "c.json")
-    assert cls.from_json(tmp_path / "c.json") == config
+    assert cls.read(tmp_path / "c.json") == config
     assert cls.from_dict(json.loads(config.to_json())) == config
 
 

@@ -1,14 +1,18 @@
-"""The book machinery: run chapters with papermill, and the helpers each chapter calls.
+"""The book layer: run chapters with papermill, and the helpers each chapter calls.
 
-The runner (papermill) is imported on first use, so models and metrics that
-only need :func:`resolve_device` or :func:`seed_everything` stay light.
+Nothing else in :mod:`tsgen` imports this package. The runner (papermill) is
+imported on first use, so ``from tsgen.book import Chapter`` stays light.
 """
 
-from .chapter import Chapter, git_commit, resolve_device, results_dir, seed_everything
+from .chapter import Chapter, git_commit, results_dir
+from .references import references
+from .style import use_book_style
+from .tables import format_mean_std, mean_std, summarize
 
 _RUNNER = ("check_parameters", "execute", "load_profile", "notebook_parameters", "run_notebooks")
 
-__all__ = ["Chapter", "git_commit", "resolve_device", "results_dir", "seed_everything", *_RUNNER]
+__all__ = ["Chapter", "format_mean_std", "git_commit", "mean_std", "references", "results_dir", "summarize",
+           "use_book_style", *_RUNNER]
 
 
 def __getattr__(name):

@@ -1,4 +1,9 @@
-"""What every chapter does around its own content: seed, pick a device, show provenance."""
+"""What every chapter does around its own content: pick a device, set the plot style, show provenance.
+
+A chapter never seeds global generators: every call into :mod:`tsgen` takes
+its seed explicitly (``chapter.seed`` or ``chapter.seed + i``), so a chapter's
+numbers do not depend on what ran before them in the kernel.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,15 @@ import json
 import math
 import os
 import platform
-import random
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 import tsgen
+from tsgen.runtime import check_seed, resolve_device
+
+from .style import use_book_style
 
 # Names IPython puts in a kernel's namespace; they are not chapter parameters.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -31,28 +36,6 @@ def results_dir() -> Path:
     """Where chapters write their headline numbers: ``$TSGEN_RESULTS_DIR`` or ``book/results``."""
     default = Path(tsgen.__file__).resolve().parent.parent / "book" / "results"
     return Path(os.environ.get(RESULTS_ENV, default))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy's global RNG and torch (CPU and every GPU)."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` picks CUDA when available; asking for CUDA without a GPU is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}")
-    return device
 
 
 def git_commit() -> str:
@@ -73,7 +56,9 @@ class Chapter:
     """The run of one chapter: its parameters, device and clock.
 
     Create it with :meth:`begin` right after the parameters cell, and call
-    :meth:`provenance` in the last cell.
+    :meth:`provenance` in the last cell. ``begin`` resolves ``device``, applies
+    the book's plot style, and sets torch's CPU threads when the chapter has a
+    ``torch_threads`` parameter (0 keeps torch's default).
     """
 
     parameters: dict
@@ -95,7 +80,13 @@ class Chapter:
         missing = [name for name in REQUIRED if name not in parameters]
         if missing:
             raise ValueError(f"the parameters cell must define {missing} (every chapter has seed and device)")
-        seed_everything(int(parameters["seed"]))
+        check_seed(parameters["seed"])
+        threads = parameters.get("torch_threads", 0)
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        use_book_style()
         return cls(parameters=parameters, device=resolve_device(str(parameters["device"])))
 
     @property

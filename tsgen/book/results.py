@@ -1,4 +1,4 @@
-"""The book's headline numbers: what each chapter wrote, and the published numbers to compare with.
+"""The book's headline numbers: what each chapter wrote (published numbers: :mod:`tsgen.book.references`).
 
 Chapters call :meth:`tsgen.book.Chapter.save_results`, which writes
 ``book/results/<chapter>.<profile>.json`` (rows, notes, provenance). The
@@ -21,51 +21,13 @@ SYSTEMS = {
     "01_data": "Data",
     "02_ttt_refactoring": "TTT imputer",
     "03_ttt_imputation": "TTT imputer",
-    "04_ttt_engines": "Test-time-training engines",
+    "04_adaptation_engines": "Test-time-training engines",
     "05_ttm_glucose": "TTM glucose forecasting",
     "06_delay_embedding": "Irregular-to-regular generation",
     "07_irregular_generation": "Irregular-to-regular generation",
     "08_generation_ablations": "Irregular-to-regular generation",
     "09_metrics": "Generation metrics",
 }
-
-# Published numbers each system is compared with (see each chapter for the protocol).
-REFERENCES = {
-    "TTT imputer": pd.DataFrame(
-        [
-            {"source": "SAITS paper (Du et al. 2023)", "model": model, "dataset": dataset, "missing": "10% point",
-             "metric": "MAE", "value": value}
-            for model, values in {"SAITS": (0.137, 0.735, 0.092), "Transformer": (0.158, 0.823, 0.114),
-                                  "BRITS": (0.153, 0.847, 0.130)}.items()
-            for dataset, value in zip(("Air-Quality", "Electricity", "ETTm1"), values)
-        ]
-    ),
-    "TTM glucose forecasting": pd.DataFrame(
-        [
-            {"source": "GlucoBench (Sergazinov et al. 2023), best model per data set", "horizon (min)": 60,
-             "metric": "RMSE mg/dL", "value": "5.3-13.2"},
-            {"source": "GlucoBench (Sergazinov et al. 2023), best model per data set", "horizon (min)": 60,
-             "metric": "MAE mg/dL", "value": "4.4-11.2"},
-            {"source": "OhioT1DM, typical published models", "horizon (min)": 30, "metric": "RMSE mg/dL",
-             "value": "about 18"},
-        ]
-    ),
-    "Irregular-to-regular generation": pd.DataFrame(
-        [
-            {"source": "ImagenI2R (Fadlon et al. 2025)", "dataset": dataset, "missing": f"{rate}%",
-             "metric": "discriminative", "value": value}
-            for dataset, values in {"stocks": (0.007, 0.007, 0.010), "energy": (0.048, 0.065, 0.128),
-                                    "sines": (0.013, 0.014, 0.008)}.items()
-            for rate, value in zip((30, 50, 70), values)
-        ]
-        + [
-            {"source": "ImagenI2R (Fadlon et al. 2025)", "dataset": dataset, "missing": "30-70%",
-             "metric": "predictive", "value": value}
-            for dataset, value in {"stocks": 0.012, "energy": 0.047, "sines": 0.069}.items()
-        ]
-    ),
-}
-
 
 def load_results(directory: str | Path | None = None) -> dict[tuple[str, str], dict]:
     """Every results file in ``directory`` (default :func:`results_dir`), keyed by ``(chapter, profile)``."""

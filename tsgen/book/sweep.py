@@ -10,8 +10,8 @@ results files into one table with the parameters as columns.
 
 Command line::
 
-    python -m tsgen.book.sweep 04_ttt_engines -g alpha '[0.1, 1.0, 10.0]' -g seed '[0, 1]' --jobs 2
-    python -m tsgen.book.sweep 04_ttt_engines -g alpha '[0.1, 1.0]' --print-commands   # for a cluster
+    python -m tsgen.book.sweep 04_adaptation_engines -g alpha '[0.1, 1.0, 10.0]' -g seed '[0, 1]' --jobs 2
+    python -m tsgen.book.sweep 04_adaptation_engines -g alpha '[0.1, 1.0]' --print-commands   # for a cluster
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def grid_points(grid: dict[str, list]) -> list[dict]:
 
 
 def point_name(stem: str, point: dict) -> str:
-    """A file-name-safe label that shows the point's parameters, e.g. ``04_ttt_engines__alpha=0.1__seed=0``."""
+    """A file-name-safe label that shows the point's parameters, e.g. ``04_adaptation_engines__alpha=0.1__seed=0``."""
     parts = [f"{k}={json.dumps(v, separators=(',', ':')) if not isinstance(v, str) else v}" for k, v in point.items()]
     return "__".join([stem, *(re.sub(r"[^A-Za-z0-9=.,_+-]", "", p) for p in parts)])
 
@@ -148,7 +148,7 @@ def point_commands(stem: str, grid: dict[str, list], output_dir: str | Path, pro
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tsgen.book.sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("chapter", help="chapter name, e.g. 04_ttt_engines")
+    parser.add_argument("chapter", help="chapter name, e.g. 04_adaptation_engines")
     parser.add_argument("-g", "--grid", nargs=2, action="append", default=[], metavar=("NAME", "VALUES"),
                         help="a swept parameter and its values as a YAML list, e.g. -g alpha '[0.1, 1.0]'")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),

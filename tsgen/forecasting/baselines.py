@@ -72,7 +72,7 @@ class _WindowForecaster(BaseTSFM):
         state = json.loads((path / "state.json").read_text())
         if state["kind"] != cls.__name__:
             raise ValueError(f"{path} holds a {state['kind']}, not a {cls.__name__}")
-        model = cls(TTMConfig.from_json(path / "config.json"))
+        model = cls(TTMConfig.read(path / "config.json"))
         model.preprocessor = Preprocessor.from_dict(state["preprocessor"], path)
         model._restore(state)
         return model

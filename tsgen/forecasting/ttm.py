@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 import tsgen
-from tsgen.book import resolve_device
+from ..runtime import resolve_device
 
 from .base import BaseTSFM
 from .config import TTMConfig

@@ -32,7 +32,7 @@ with warnings.catch_warnings():  # tqdm.auto warns once when ipywidgets is missi
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
 
-from ..book import resolve_device
+from ..runtime import resolve_device
 from ..data.scaling import MinMaxScaler
 from ..data.validation import as_float_array
 from .completion import TSTCompleter, linear_fill, zero_fill

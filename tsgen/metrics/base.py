@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..book.chapter import resolve_device
+from ..runtime import progress as progress_bar
+from ..runtime import resolve_device, seeded
 
 
 @dataclass(frozen=True)
@@ -107,17 +108,6 @@ def single_thread(device: str):
         torch.set_num_threads(before)
 
 
-@contextlib.contextmanager
-def torch_seed(seed: int, device: str):
-    """Seed torch inside the block only, leaving the caller's random state as it was."""
-    import torch
-
-    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
 def repeat(name: str, run_once, repeats: int, seed: int, device: str) -> MetricResult:
     """Call ``run_once(seed, device)`` with seeds ``seed, seed + 1, ...`` and collect a result."""
     repeats = check_count(repeats, "repeats")
@@ -125,7 +115,7 @@ def repeat(name: str, run_once, repeats: int, seed: int, device: str) -> MetricR
     start = time.perf_counter()
     values = []
     for r in range(repeats):
-        with torch_seed(seed + r, device), single_thread(device):
+        with seeded(seed + r, device), single_thread(device):
             value = float(run_once(seed + r, device))
         if not math.isfinite(value):
             raise ValueError(f"{name}: repeat {r} gave a non-finite value {value}")
@@ -140,8 +130,4 @@ def batch_indices(rng: np.random.Generator, n: int, batch_size: int) -> np.ndarr
 
 def steps(n: int, desc: str, progress: bool):
     """``range(n)``, with a tqdm bar (at most one update per 5 s) when ``progress``."""
-    if not progress:
-        return range(n)
-    from tqdm.auto import trange
-
-    return trange(n, desc=desc, mininterval=5.0, leave=False)
+    return progress_bar(range(n), enabled=progress, desc=desc)

@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..book.chapter import resolve_device
-from .base import check_count, check_series, single_thread, steps, torch_seed
+from ..runtime import resolve_device
+from ..runtime import seeded
+from .base import check_count, check_series, single_thread, steps
 
 
 @dataclass
@@ -181,7 +182,7 @@ class TS2Vec:
         self.config = config
         self.device = resolve_device(device)
         self.seed = seed
-        with torch_seed(seed, self.device):
+        with seeded(seed, self.device):
             self.net = TS2VecEncoder(config).to(self.device)
         # the reference implementation counts the initial weights in the average
         self.averaged = torch.optim.swa_utils.AveragedModel(self.net)
@@ -202,7 +203,7 @@ class TS2Vec:
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.config.lr)
         self.net.train()
         order, pos = rng.permutation(len(data)), 0
-        with torch_seed(self.seed, self.device), single_thread(self.device):
+        with seeded(self.seed, self.device), single_thread(self.device):
             for _ in steps(iterations, "TS2Vec", progress):
                 if pos + batch > len(data):  # a new epoch, dropping the last incomplete batch
                     order, pos = rng.permutation(len(data)), 0

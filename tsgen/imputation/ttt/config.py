@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...config import JSONConfig
-from ...ttt import OptimizationParameters
+from ...adaptation import OptimizationParameters
 from ..layers import LAYER_TYPES
 
 

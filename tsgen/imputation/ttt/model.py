@@ -8,7 +8,7 @@ code path as SAITS, Transformer and BRITS. On top of PyPOTS it adds
 * optional **test-time adaptation** in ``predict``: for each test batch a few
   gradient steps on a self-supervised loss (hide a fraction of the observed
   entries, impute them with the model itself) through
-  :class:`tsgen.ttt.SelfReconstructionEngine`; the trained weights are restored
+  :class:`tsgen.adaptation.SelfReconstructionEngine`; the trained weights are restored
   after every batch, so results do not depend on call or batch order;
 * checkpoints as ``config.json`` + ``weights.safetensors`` + ``history.json``
   (PyPOTS's own ``.pypots`` files are pickles);
@@ -32,7 +32,7 @@ from pypots.optim.adam import Adam
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
-from ...ttt import OptimizationParameters, SelfReconstructionEngine
+from ...adaptation import OptimizationParameters, SelfReconstructionEngine
 from .config import TTTImputerConfig
 from .core import _TTTImputer
 from .data import DatasetForTTTImputer, check_set
@@ -101,7 +101,7 @@ class TTTImputer(BaseNNImputer):
     where ``params`` are the fields of :class:`TTTImputerConfig` (an unknown name
     is a ``ValueError``). ``predict`` / ``impute`` take ``adaptation=`` to
     override the configured test-time adaptation for one call (a dict of
-    :class:`tsgen.ttt.OptimizationParameters`; ``{"num_steps": 0}`` = none).
+    :class:`tsgen.adaptation.OptimizationParameters`; ``{"num_steps": 0}`` = none).
     """
 
     def __init__(self, n_steps: int, n_features: int, device=None, verbose: bool = False, **params):

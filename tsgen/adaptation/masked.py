@@ -72,6 +72,14 @@ class MaskedReconstructionEngine(BaseEngine):
                              f"the engine was built for {self.features_shape}")
         return features
 
+    @classmethod
+    def from_config(cls, model, layer=None, example_inputs=None, options=None, *, optimization_parameters=None,
+                    seed=0):
+        if layer is None:
+            raise ValueError(f"engine {cls.name!r} hooks a features layer: pass layer= (e.g. 'encoder')")
+        return cls(model, layer, example_inputs, **dict(options or {}),
+                   optimization_parameters=optimization_parameters, seed=seed)
+
     def ttt_forward(self, inputs, target=None):
         x, mask = split_inputs(inputs)
         if tuple(x.shape[1:]) != self.input_shape:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tsgen.ttt import ConvImputer, MLPForecaster
+from tsgen.adaptation import ConvImputer, MLPForecaster
 
 
 def test_forecaster_shapes_and_layers():

@@ -1,6 +1,8 @@
-"""Engines by name, as in torch-ttt: ``@register("name")`` on the class, ``get_engine(name)``."""
+"""Engines by name, as in torch-ttt: ``@register("name")`` on the class, ``get_engine(name)``, ``build_engine(name, model, ...)``."""
 
 from __future__ import annotations
+
+from torch import nn
 
 from .base import BaseEngine
 
@@ -27,6 +29,13 @@ def get_engine(name: str) -> type[BaseEngine]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown engine {name!r}; known engines: {available_engines()}")
     return _REGISTRY[name]
+
+
+def build_engine(name: str, model: nn.Module, layer: str | None = None, example_inputs=None,
+                 options: dict | None = None, *, optimization_parameters=None, seed: int = 0) -> BaseEngine:
+    """The engine registered as ``name`` around ``model``, through its :meth:`BaseEngine.from_config`."""
+    return get_engine(name).from_config(model, layer, example_inputs, options,
+                                        optimization_parameters=optimization_parameters, seed=seed)
 
 
 def available_engines() -> list[str]:

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from tsgen.ttt import MLPForecaster, OptimizationParameters, TailForecastEngine, split_inputs
-from tsgen.ttt.base import BaseEngine
+from tsgen.adaptation import MLPForecaster, OptimizationParameters, TailForecastEngine, split_inputs
+from tsgen.adaptation.base import BaseEngine
 
 
 def _state(module):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from tsgen.ttt import ConvImputer, MaskedReconstructionEngine, MLPForecaster
+from tsgen.adaptation import ConvImputer, MaskedReconstructionEngine, MLPForecaster
 
 
 def _state(module):

@@ -40,6 +40,22 @@ class TailForecastEngine(BaseEngine):
         self.tail_length = int(tail_length)
         self.pad = pad
 
+    @classmethod
+    def from_config(cls, model, layer=None, example_inputs=None, options=None, *, optimization_parameters=None,
+                    seed=0):
+        """``tail_length`` defaults to the model's horizon, read from one forward pass on ``example_inputs``."""
+        options = dict(options or {})
+        if "tail_length" not in options:
+            if example_inputs is None:
+                raise ValueError("tail_forecast needs options['tail_length'], or example_inputs to read the "
+                                 "model's horizon from")
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                options["tail_length"] = int(model(example_inputs).shape[1])
+            model.train(was_training)
+        return cls(model, **options, optimization_parameters=optimization_parameters, seed=seed)
+
     def ttt_forward(self, inputs, target=None):
         x, mask = split_inputs(inputs)
         k = self.tail_length

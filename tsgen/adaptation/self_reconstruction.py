@@ -4,7 +4,7 @@ For an imputer the natural self-supervised task is its own task: a fraction of
 the *observed* entries is hidden (the missing mask is honoured: missing entries
 are never hidden nor scored), the model imputes the masked input, and the loss
 is the squared error on the hidden entries. Unlike
-:class:`~tsgen.ttt.masked.MaskedReconstructionEngine` there is no auxiliary head:
+:class:`~tsgen.adaptation.masked.MaskedReconstructionEngine` there is no auxiliary head:
 the gradient reaches exactly the weights that make the imputation, which is the
 masked-imputation task (MIT) of SAITS used at test time.
 """

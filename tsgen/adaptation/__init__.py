@@ -38,7 +38,7 @@ name                       class                                self-supervised 
 
 For the imputer (a dict-input model, reconstruction ``[B, T, C]``)::
 
-    from tsgen.ttt import MaskedReconstructionEngine
+    from tsgen.adaptation import MaskedReconstructionEngine
     engine = MaskedReconstructionEngine(imputer, "encoder", example_batch, mask_ratio=0.2,
                                         optimization_parameters={"num_steps": 5, "lr": 1e-4, "parameters": "norm"})
     engine.train(); recon, loss_ttt = engine(batch)          # add alpha * loss_ttt to the SAITS loss
@@ -60,12 +60,12 @@ estimator (fit / predict / evaluate / save / load) over :class:`MLPForecaster`;
 
 from .base import BaseEngine, OptimizationParameters, replace_inputs, split_inputs, train_step
 from .data import shifted_sines
-from .estimator import TTTForecaster, TTTForecasterConfig, build_engine
+from .estimator import TTTForecaster, TTTForecasterConfig
 from .forecast import TailForecastEngine
 from .it3 import IT3Engine
 from .masked import MaskedReconstructionEngine
 from .models import ConvImputer, MLPForecaster
-from .registry import available_engines, get_engine, register
+from .registry import available_engines, build_engine, get_engine, register
 from .self_reconstruction import SelfReconstructionEngine
 
 __all__ = [

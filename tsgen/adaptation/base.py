@@ -194,6 +194,19 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
         self._generator: torch.Generator | None = None
         self._seeded = False
 
+    @classmethod
+    def from_config(cls, model: nn.Module, layer: str | None = None, example_inputs=None, options: dict | None = None,
+                    *, optimization_parameters=None, seed: int = 0) -> "BaseEngine":
+        """Build this engine around ``model``: one signature for every registered engine.
+
+        ``layer`` names the features layer an engine hooks and ``example_inputs``
+        is one batch an engine may size its heads from; engines that need neither
+        ignore them. ``options`` are the engine's own keyword arguments (e.g.
+        ``{"mask_ratio": 0.25}``). This default passes ``options`` to the
+        constructor; engines with a layer or a head override it.
+        """
+        return cls(model, **dict(options or {}), optimization_parameters=optimization_parameters, seed=seed)
+
     @abc.abstractmethod
     def ttt_forward(self, inputs, target=None) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's outputs for ``inputs`` and the engine's self-supervised loss (a scalar)."""

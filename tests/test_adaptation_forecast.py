@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from tsgen.ttt import MLPForecaster, TailForecastEngine, train_step
+from tsgen.adaptation import MLPForecaster, TailForecastEngine, train_step
 
 
 class Persistence(nn.Module):

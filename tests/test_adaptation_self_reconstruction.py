@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from tsgen.ttt import SelfReconstructionEngine, get_engine
+from tsgen.adaptation import SelfReconstructionEngine, get_engine
 
 
 class Smoother(nn.Module):

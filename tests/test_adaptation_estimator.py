@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from tsgen.ttt import TTTForecaster, TTTForecasterConfig, shifted_sines
+from tsgen.adaptation import TTTForecaster, TTTForecasterConfig, shifted_sines
 
 SMALL = dict(context_length=12, horizon=4, n_features=2, hidden=16, epochs=3, batch_size=32, progress=False,
              adaptation={"num_steps": 2, "lr": 1e-3})

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from tsgen.ttt import ConvImputer, IT3Engine, MLPForecaster, train_step
+from tsgen.adaptation import ConvImputer, IT3Engine, MLPForecaster, train_step
 
 
 def _state(module):

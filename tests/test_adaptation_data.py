@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tsgen.data import make_sines
-from tsgen.ttt import shifted_sines
+from tsgen.adaptation import shifted_sines
 
 
 def test_defaults_reproduce_make_sines():

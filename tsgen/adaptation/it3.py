@@ -93,6 +93,14 @@ class IT3Engine(BaseEngine):
         finally:
             handle.remove()
 
+    @classmethod
+    def from_config(cls, model, layer=None, example_inputs=None, options=None, *, optimization_parameters=None,
+                    seed=0):
+        if layer is None:
+            raise ValueError(f"engine {cls.name!r} hooks a features layer: pass layer= (e.g. 'encoder')")
+        return cls(model, layer, example_inputs, **dict(options or {}),
+                   optimization_parameters=optimization_parameters, seed=seed)
+
     def ttt_forward(self, inputs, target=None):
         batch = batch_size_of(inputs)
         zeros = torch.zeros(batch, *self.prediction_shape, device=next(self.embedder.parameters()).device)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from tsgen.ttt import IT3Engine, MaskedReconstructionEngine, TailForecastEngine, available_engines, get_engine, register
-from tsgen.ttt.base import BaseEngine
-from tsgen.ttt.registry import _REGISTRY
+from tsgen.adaptation import IT3Engine, MaskedReconstructionEngine, TailForecastEngine, available_engines, get_engine, register
+from tsgen.adaptation.base import BaseEngine
+from tsgen.adaptation.registry import _REGISTRY
 
 
 def test_known_engines():

@@ -1,6 +1,6 @@
 """``TTTForecaster``: a window forecaster trained with an engine and adapted at inference.
 
-Config (JSON round-trip) -> core module (:class:`~tsgen.ttt.models.MLPForecaster`
+Config (JSON round-trip) -> core module (:class:`~tsgen.adaptation.models.MLPForecaster`
 wrapped by an engine) -> estimator with ``fit`` / ``predict`` / ``evaluate`` /
 ``save`` / ``load``, the shape of every tsgen subpackage.
 """
@@ -21,7 +21,7 @@ with warnings.catch_warnings():  # tqdm.auto warns once when ipywidgets is missi
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
 
-from ..book import resolve_device
+from ..runtime import resolve_device
 from ..config import JSONConfig
 from ..data.validation import as_float_array
 from .base import BaseEngine, OptimizationParameters, train_step

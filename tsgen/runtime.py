@@ -1,0 +1,122 @@
+"""The bottom of the package: devices, seeding, quieting a named library, progress bars.
+
+Everything in :mod:`tsgen` that picks a device, draws random numbers, silences
+a library or shows a progress bar goes through this module, so there is one way
+to do each, and none of them leaks into the caller's state:
+
+* :func:`resolve_device` turns ``"auto"`` / ``"cpu"`` / ``"cuda[:N]"`` into a device string.
+* :func:`seeded` runs a block with every global generator seeded and puts the
+  caller's generator states back afterwards; :func:`torch_generator`,
+  :func:`numpy_rng` and :func:`derive_seed` make explicit generators for code
+  that draws on its own.
+* :func:`quiet` silences named loggers and named warnings in a block, nothing else.
+* :func:`progress` is a tqdm bar that is off unless asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import re
+import warnings
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+
+__all__ = ["derive_seed", "numpy_rng", "progress", "quiet", "resolve_device", "seeded", "torch_generator"]
+
+
+def resolve_device(device: str | torch.device | None = "cpu") -> str:
+    """``"auto"`` picks CUDA when available; asking for CUDA without a GPU is an error.
+
+    ``None`` means ``"cpu"``. Returns ``"cpu"`` or ``"cuda[:N]"``.
+    """
+    device = "cpu" if device is None else str(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}")
+    return device
+
+
+def check_seed(seed) -> int:
+    """``seed`` as a non-negative int; a clear error for anything else (``'abc'``, ``1.5``, ``True``, ``-1``)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: str | None = None) -> Iterator[None]:
+    """Run a block with torch (CPU and the CUDA ``device``), NumPy's global and Python's RNG seeded.
+
+    The caller's generator states are restored on exit, so code inside the block
+    (weight initialisation, dropout, a library that draws from the global RNG)
+    is reproducible and leaves no trace on whatever runs after it.
+    """
+    seed = check_seed(seed)
+    cuda = device is not None and str(device).startswith("cuda")
+    devices = [torch.device(device).index or 0] if cuda else []
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A seed for one part of a run (an epoch, a repetition, a data set) that depends on ``seed`` and ``keys`` only."""
+    return int(np.random.SeedSequence([check_seed(seed), *map(int, keys)]).generate_state(1)[0])
+
+
+def torch_generator(seed: int, device: str = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``seed``, for code that draws on its own."""
+    return torch.Generator(device=device).manual_seed(check_seed(seed))
+
+
+def numpy_rng(seed: int) -> np.random.Generator:
+    """A NumPy generator seeded with ``seed``."""
+    return np.random.default_rng(check_seed(seed))
+
+
+@contextlib.contextmanager
+def quiet(loggers: Iterable[str] = (), warnings_: Iterable[tuple[type[Warning], str]] = ()) -> Iterator[None]:
+    """Silence the named loggers and the warnings ``(category, message regex)`` in a block, nothing else.
+
+    Loggers are disabled rather than raised in level: some libraries (PyPOTS)
+    reset their logger's level whenever a model is built.
+    """
+    saved = []
+    for name in loggers:
+        log = logging.getLogger(name)
+        saved.append((log, log.disabled))
+        log.disabled = True
+    try:
+        with warnings.catch_warnings():
+            for category, message in warnings_:
+                warnings.filterwarnings("ignore", message=message, category=category)
+            yield
+    finally:
+        for log, disabled in saved:
+            log.disabled = disabled
+
+
+def progress(iterable: Iterable | None = None, *, enabled: bool = False, desc: str = "", total: int | None = None):
+    """A tqdm bar over ``iterable``, off unless ``enabled``; at most one update per 5 seconds.
+
+    Without ipywidgets (papermill, the book) tqdm prints plain text; its warning
+    about that is the one warning silenced here.
+    """
+    with quiet(warnings_=[(Warning, "IProgress not found")]):
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc, total=total, disable=not enabled, mininterval=5.0)
