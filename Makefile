@@ -22,11 +22,12 @@ PARAMS  ?=
 GRID    ?=
 JOBS    ?= 2
 
-.PHONY: help install book chapters chapter sweep notebooks test test-unit test-notebooks test-browser clean
+.PHONY: help install book chapters chapter sweep notebooks lint test test-unit test-notebooks test-browser clean
 
 help:
 	@echo "make book     execute every chapter (PROFILE=$(PROFILE)) and build _build/html"
-	@echo "make test     unit tests + nbval over notebooks/"
+	@echo "make test     lint + unit tests + nbval over notebooks/"
+	@echo "make lint     ruff check + ruff format --check (line length 88) over the code and notebooks"
 	@echo "make chapter CHAPTER=01_data PARAMS='-p seed 3'   execute one chapter into book/chapters"
 	@echo "make notebooks   re-execute notebooks/ in place (refresh nbval's reference outputs)"
 	@echo "make test-browser   open every page of _build/html in headless Chromium (after make book)"
@@ -60,7 +61,14 @@ sweep: install
 notebooks: install
 	$(PY) -m tsgen.book --in-place
 
-test: test-unit test-notebooks
+# The paths that pre-commit checks too (.pre-commit-config.yaml); settings in pyproject.toml.
+LINT_PATHS := tsgen tests benchmarks notebooks
+
+lint: install
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+test: lint test-unit test-notebooks
 
 test-unit: install
 	$(PY) -m pytest tests --ignore=tests/browser

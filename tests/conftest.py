@@ -14,10 +14,11 @@ def rng():
     return np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def one_thread():
-    """One torch thread per test: these models are tiny, and two threads contending for the
-    CI machine's two cores are far slower than one."""
+    """One torch thread for the whole session: these models are tiny, two threads
+    contending for the CI machine's two cores are far slower than one, and a
+    module-scoped fixture then computes with the same thread count as its tests."""
     import torch
 
     threads = torch.get_num_threads()

@@ -2,7 +2,12 @@ import pytest
 import torch
 from torch import nn
 
-from tsgen.adaptation import MLPForecaster, OptimizationParameters, TailForecastEngine, split_inputs
+from tsgen.adaptation import (
+    MLPForecaster,
+    OptimizationParameters,
+    TailForecastEngine,
+    split_inputs,
+)
 from tsgen.adaptation.base import BaseEngine
 
 
@@ -17,19 +22,31 @@ def _same(a, b):
 def _engine(**opt):
     torch.manual_seed(0)
     model = MLPForecaster(12, 4, 2, hidden=16)
-    return TailForecastEngine(model, 4, optimization_parameters={"num_steps": 3, "lr": 1e-2, **opt})
+    return TailForecastEngine(
+        model, 4, optimization_parameters={"num_steps": 3, "lr": 1e-2, **opt}
+    )
 
 
 def test_optimization_parameters_round_trip_and_torch_ttt_key():
-    p = OptimizationParameters.from_dict({"optimizer_name": "SGD", "lr": 0.1, "num_steps": 2, "parameters": "norm"})
+    p = OptimizationParameters.from_dict(
+        {"optimizer_name": "SGD", "lr": 0.1, "num_steps": 2, "parameters": "norm"}
+    )
     assert p.optimizer == "sgd" and p.num_steps == 2
     assert OptimizationParameters.from_dict(p.to_dict()) == p
     assert OptimizationParameters.coerce(None) == OptimizationParameters()
 
 
-@pytest.mark.parametrize("bad, match", [({"optimizer": "lbfgs"}, "optimizer"), ({"lr": 0}, "lr"),
-                                        ({"num_steps": -1}, "num_steps"), ({"num_steps": 1.5}, "num_steps"),
-                                        ({"parameters": ""}, "parameters"), ({"steps": 3}, "unknown")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"lr": 0}, "lr"),
+        ({"num_steps": -1}, "num_steps"),
+        ({"num_steps": 1.5}, "num_steps"),
+        ({"parameters": ""}, "parameters"),
+        ({"steps": 3}, "unknown"),
+    ],
+)
 def test_optimization_parameters_reject_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
         OptimizationParameters.from_dict(bad)
@@ -64,8 +81,12 @@ def test_train_mode_is_restored_after_adapt():
 def test_parameter_selection(which):
     engine = _engine(parameters=which)
     chosen = {id(p) for p in engine.adapted_parameters(which)}
-    expected = {"all": engine.model, "norm": engine.model.norm, "head": engine.model.head,
-                "encoder.1": engine.model.encoder[1]}[which]
+    expected = {
+        "all": engine.model,
+        "norm": engine.model.norm,
+        "head": engine.model.head,
+        "encoder.1": engine.model.encoder[1],
+    }[which]
     assert chosen == {id(p) for p in expected.parameters()}
     x = torch.rand(8, 12, 2)
     engine.eval()
@@ -75,7 +96,9 @@ def test_parameter_selection(which):
 
 
 def test_parameter_selection_errors():
-    engine = TailForecastEngine(nn.Sequential(nn.Flatten(), nn.Linear(24, 8), nn.Unflatten(1, (4, 2))), 4)
+    engine = TailForecastEngine(
+        nn.Sequential(nn.Flatten(), nn.Linear(24, 8), nn.Unflatten(1, (4, 2))), 4
+    )
     with pytest.raises(ValueError, match="no normalisation layer"):
         engine.adapted_parameters("norm")
     with pytest.raises(ValueError, match="has no layer 'decoder'"):
@@ -123,14 +146,51 @@ def test_split_inputs():
     values, mask = split_inputs(x)
     assert torch.equal(mask, torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
     assert torch.equal(values, torch.tensor([[1.0, 0.0], [3.0, 4.0]]))
-    values, mask = split_inputs({"X": torch.ones(2, 2), "missing_mask": torch.tensor([[1.0, 0.0], [1.0, 1.0]])})
+    values, mask = split_inputs(
+        {"X": torch.ones(2, 2), "missing_mask": torch.tensor([[1.0, 0.0], [1.0, 1.0]])}
+    )
     assert values[0, 1] == 0 and mask[0, 1] == 0
 
 
-@pytest.mark.parametrize("bad, match", [({"Y": torch.ones(2, 2)}, "'X'"), (torch.ones(3), "batch dimension"),
-                                        (torch.tensor([[1.0, float("inf")]]), "infinite"),
-                                        ({"X": torch.ones(2, 2), "missing_mask": torch.ones(2, 3)}, "missing_mask"),
-                                        ([1.0, 2.0], "tensor")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"Y": torch.ones(2, 2)}, "'X'"),
+        (torch.ones(3), "batch dimension"),
+        (torch.tensor([[1.0, float("inf")]]), "infinite"),
+        ({"X": torch.ones(2, 2), "missing_mask": torch.ones(2, 3)}, "missing_mask"),
+        ([1.0, 2.0], "tensor"),
+    ],
+)
 def test_split_inputs_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         split_inputs(bad)
+
+
+class _Draws(BaseEngine):
+    """Returns its draws as the loss, to look at them."""
+
+    def ttt_forward(self, inputs, target=None):
+        return self.model(inputs), self.rand((5,), inputs.device)
+
+
+def test_rand_uses_the_engines_own_generators():
+    x = torch.rand(2, 3)
+    a, b = (
+        _Draws(nn.Linear(3, 2), seed=7).train(),
+        _Draws(nn.Linear(3, 2), seed=7).train(),
+    )
+    state = torch.get_rng_state()
+    first, second = a(x)[1], a(x)[1]
+    # the global RNG is neither used nor changed
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not torch.equal(first, second)  # training draws run on: a new mask per step
+    assert torch.equal(b(x)[1], first)  # same seed, same draws
+    assert not torch.equal(_Draws(nn.Linear(3, 2), seed=8).train()(x)[1], first)
+    a.eval()
+    adapted = a.adapt(x, {"num_steps": 0})[1]
+    # adaptation restarts from the seed at every call
+    assert torch.equal(a.adapt(x, {"num_steps": 0})[1], adapted)
+    b(x)  # b has now drawn twice, as a had before adapting
+    # adaptation does not disturb the training draws
+    assert torch.equal(a.train()(x)[1], b(x)[1])

@@ -37,7 +37,9 @@ def test_missing_tail_entries_are_not_scored():
     ramp = torch.arange(10.0).view(1, 10, 1)
     mask = torch.ones_like(ramp)
     mask[0, -1] = 0  # the value 9 is missing: errors 1 and 2 remain
-    _, loss = TailForecastEngine(Persistence(4), 3).train()({"X": ramp * mask, "missing_mask": mask})
+    _, loss = TailForecastEngine(Persistence(4), 3).train()(
+        {"X": ramp * mask, "missing_mask": mask}
+    )
     assert loss.item() == pytest.approx((1 + 4) / 2)
 
 
@@ -45,7 +47,10 @@ def test_training_decreases_the_loss():
     torch.manual_seed(0)
     t = torch.arange(20.0).view(1, -1, 1)
     g = torch.Generator().manual_seed(0)
-    data = torch.sin(t * (torch.rand(64, 1, 2, generator=g) * 0.3 + 0.1) + torch.rand(64, 1, 2, generator=g) * 6)
+    data = torch.sin(
+        t * (torch.rand(64, 1, 2, generator=g) * 0.3 + 0.1)
+        + torch.rand(64, 1, 2, generator=g) * 6
+    )
     x, y = data[:, :16], data[:, 16:]
     engine = TailForecastEngine(MLPForecaster(16, 4, 2, hidden=16), 4)
     opt = torch.optim.Adam(engine.parameters(), lr=3e-3)
@@ -56,14 +61,19 @@ def test_training_decreases_the_loss():
 
 def test_eval_adapts_and_restores():
     torch.manual_seed(0)
-    engine = TailForecastEngine(MLPForecaster(16, 4, 2, hidden=16), 4,
-                                optimization_parameters={"num_steps": 3, "lr": 1e-2}).eval()
+    engine = TailForecastEngine(
+        MLPForecaster(16, 4, 2, hidden=16),
+        4,
+        optimization_parameters={"num_steps": 3, "lr": 1e-2},
+    ).eval()
     x = torch.rand(8, 16, 2)
     before = _state(engine)
     with torch.no_grad():
         a, _ = engine(x)
         b, _ = engine(x)
-    assert torch.equal(a, b) and not torch.equal(a, engine.adapt(x, {"num_steps": 0})[0])
+    assert torch.equal(a, b) and not torch.equal(
+        a, engine.adapt(x, {"num_steps": 0})[0]
+    )
     assert all(torch.equal(v, before[k]) for k, v in engine.state_dict().items())
 
 
@@ -87,6 +97,8 @@ def test_errors():
     with pytest.raises(ValueError, match="horizon >= 5"):
         TailForecastEngine(Persistence(4), 5).train()(torch.ones(1, 10, 1))
     with pytest.raises(ValueError, match="dict input"):
-        TailForecastEngine(Persistence(4), 2, pad="missing").train()(torch.ones(1, 10, 1))
+        TailForecastEngine(Persistence(4), 2, pad="missing").train()(
+            torch.ones(1, 10, 1)
+        )
     with pytest.raises(ValueError, match=r"\[batch, time, channels\]"):
         TailForecastEngine(Persistence(4), 2).train()(torch.ones(1, 10))

@@ -14,7 +14,9 @@ def _same(a, b):
 
 
 def _no_hooks(model):
-    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    return all(
+        not m._forward_hooks and not m._forward_pre_hooks for m in model.modules()
+    )
 
 
 def _sines(n=64, length=16, channels=2, seed=0):
@@ -64,7 +66,10 @@ def test_heads_in_an_early_optimizer_are_trained():
     opt.zero_grad()
     loss.backward()
     opt.step()
-    assert all(not torch.equal(b, p) for b, p in zip(before, engine.embedder.parameters()))
+    assert all(
+        not torch.equal(b, p)
+        for b, p in zip(before, engine.embedder.parameters(), strict=True)
+    )
 
 
 def test_eval_adapts_without_touching_stored_weights_and_is_repeatable():
@@ -105,7 +110,9 @@ def test_3d_features_with_dict_input():
     x = _sines(4)
     mask = (torch.rand_like(x) > 0.3).float()
     batch = {"X": x * mask, "missing_mask": mask}
-    engine = IT3Engine(model, "encoder", batch, optimization_parameters={"num_steps": 2, "lr": 1e-2})
+    engine = IT3Engine(
+        model, "encoder", batch, optimization_parameters={"num_steps": 2, "lr": 1e-2}
+    )
     assert engine.features_shape == (16, 8) and engine.prediction_shape == (16, 2)
     engine.train()
     out, loss = engine(batch, x)
@@ -119,7 +126,9 @@ def test_2d_prediction_into_4d_features():
     torch.manual_seed(0)
     model = ConvNet4D()
     x = torch.randn(5, 1, 6, 6)
-    engine = IT3Engine(model, "features", x, optimization_parameters={"num_steps": 2, "lr": 1e-2})
+    engine = IT3Engine(
+        model, "features", x, optimization_parameters={"num_steps": 2, "lr": 1e-2}
+    )
     assert engine.features_shape == (4, 6, 6) and engine.prediction_shape == (3,)
     engine.train()
     out, loss = engine(x, torch.randn(5, 3))

@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch import nn
 
 from tsgen.adaptation import ConvImputer, MaskedReconstructionEngine, MLPForecaster
 
@@ -20,9 +19,15 @@ def _no_hooks(model):
 def _batch(n=32, length=16, channels=3, missing=0.3, seed=0):
     g = torch.Generator().manual_seed(seed)
     t = torch.arange(length).view(1, -1, 1)
-    x = torch.sin(t * (torch.rand(n, 1, channels, generator=g) * 0.4 + 0.1) + torch.rand(n, 1, channels, generator=g) * 6)
+    x = torch.sin(
+        t * (torch.rand(n, 1, channels, generator=g) * 0.4 + 0.1)
+        + torch.rand(n, 1, channels, generator=g) * 6
+    )
     mask = (torch.rand(x.shape, generator=g) > missing).float()
-    return {"X": torch.where(mask.bool(), x, torch.full_like(x, float("nan"))), "missing_mask": mask}
+    return {
+        "X": torch.where(mask.bool(), x, torch.full_like(x, float("nan"))),
+        "missing_mask": mask,
+    }
 
 
 def _engine(**kw):
@@ -48,8 +53,12 @@ def test_training_decreases_the_reconstruction_loss():
 
 def test_missing_entries_are_never_used():
     batch = _batch()
-    other = {"X": torch.where(batch["missing_mask"].bool(), batch["X"], torch.full_like(batch["X"], 1e6)),
-             "missing_mask": batch["missing_mask"]}
+    other = {
+        "X": torch.where(
+            batch["missing_mask"].bool(), batch["X"], torch.full_like(batch["X"], 1e6)
+        ),
+        "missing_mask": batch["missing_mask"],
+    }
     engine = _engine().eval()
     out1, loss1 = engine.adapt(batch, {"num_steps": 0})
     out2, loss2 = engine.adapt(other, {"num_steps": 0})
@@ -69,7 +78,8 @@ def test_only_observed_entries_are_hidden():
     batch = _batch()
     engine.train()(batch)
     hidden = batch["missing_mask"].bool() & ~seen["mask"].bool()
-    assert not (seen["mask"].bool() & ~batch["missing_mask"].bool()).any()  # nothing missing became observed
+    # nothing missing became observed
+    assert not (seen["mask"].bool() & ~batch["missing_mask"].bool()).any()
     assert 0.4 < hidden.sum() / batch["missing_mask"].sum() < 0.6
 
 
@@ -94,7 +104,10 @@ def test_heads_in_an_early_optimizer_are_trained():
     opt.zero_grad()
     loss.backward()
     opt.step()
-    assert all(not torch.equal(b, p) for b, p in zip(before, engine.head.parameters()))
+    assert all(
+        not torch.equal(b, p)
+        for b, p in zip(before, engine.head.parameters(), strict=True)
+    )
 
 
 def test_tensor_input_with_a_2d_features_layer():

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from tsgen.adaptation import IT3Engine, MaskedReconstructionEngine, TailForecastEngine, available_engines, get_engine, register
+from tsgen.adaptation import (
+    IT3Engine,
+    MaskedReconstructionEngine,
+    TailForecastEngine,
+    available_engines,
+    get_engine,
+    register,
+)
 from tsgen.adaptation.base import BaseEngine
 from tsgen.adaptation.registry import _REGISTRY
 
@@ -15,12 +22,15 @@ def test_known_engines():
 
 
 def test_unknown_name_lists_known_ones():
-    with pytest.raises(ValueError, match=r"unknown engine 'tent'.*it3.*masked.*tail_forecast"):
+    with pytest.raises(
+        ValueError, match=r"unknown engine 'tent'.*it3.*masked.*tail_forecast"
+    ):
         get_engine("tent")
 
 
 def test_register_a_new_engine():
     try:
+
         @register("_test_identity")
         class Identity(BaseEngine):
             def ttt_forward(self, inputs, target=None):
@@ -41,3 +51,31 @@ def test_only_engines_can_register():
     with pytest.raises(TypeError, match="BaseEngine"):
         register("_test_bad")(torch.nn.Linear)
     assert "_test_bad" not in available_engines()
+
+
+@pytest.mark.parametrize("name", available_engines())
+def test_build_engine_builds_every_registered_engine(name):
+    from tsgen.adaptation import ConvImputer, MLPForecaster, build_engine
+
+    # self_reconstruction needs a model that reconstructs
+    # its input; the others wrap a forecaster
+    model = (
+        ConvImputer(2, hidden=8)
+        if name == "self_reconstruction"
+        else MLPForecaster(12, 4, 2, hidden=8)
+    )
+    engine = build_engine(
+        name,
+        model,
+        layer="encoder",
+        example_inputs=torch.zeros(1, 12, 2),
+        optimization_parameters={"num_steps": 1},
+        seed=3,
+    )
+    assert (
+        type(engine) is get_engine(name)
+        and engine.seed == 3
+        and engine.optimization_parameters.num_steps == 1
+    )
+    outputs, loss = engine.eval()(torch.rand(4, 12, 2))
+    assert torch.isfinite(outputs).all() and torch.isfinite(loss)

@@ -16,13 +16,17 @@ class Smoother(nn.Module):
 
     def forward(self, inputs):
         x, m = inputs["X"], inputs["missing_mask"]
-        out = self.conv(torch.stack([x[..., 0] * m[..., 0], m[..., 0]], dim=1)).transpose(1, 2)
+        out = self.conv(
+            torch.stack([x[..., 0] * m[..., 0], m[..., 0]], dim=1)
+        ).transpose(1, 2)
         return {"reconstruction": out, "imputation": m * x + (1 - m) * out}
 
 
 def batch(seed=0, n=4):
     g = torch.Generator().manual_seed(seed)
-    x = torch.sin(torch.linspace(0, 6, 20)).repeat(n, 1).unsqueeze(-1) + 0.05 * torch.randn(n, 20, 1, generator=g)
+    x = torch.sin(torch.linspace(0, 6, 20)).repeat(n, 1).unsqueeze(
+        -1
+    ) + 0.05 * torch.randn(n, 20, 1, generator=g)
     mask = (torch.rand(n, 20, 1, generator=g) > 0.3).float()
     return {"X": x * mask, "missing_mask": mask}
 
@@ -32,7 +36,8 @@ def test_registered_and_loss_only_on_hidden_observed_entries():
     torch.manual_seed(0)
     engine = SelfReconstructionEngine(Smoother(), mask_ratio=0.5)
     inputs = batch()
-    # a model that is exact on observed entries has zero loss; missing entries never count
+    # a model that is exact on observed entries
+    # has zero loss; missing entries never count
     truth = _Exact(inputs["X"])
     exact = SelfReconstructionEngine(truth, mask_ratio=0.5)
     exact.train()
@@ -58,8 +63,11 @@ class _Exact(nn.Module):
 def test_adaptation_lowers_the_loss_restores_weights_and_is_order_independent():
     torch.manual_seed(0)
     model = Smoother()
-    engine = SelfReconstructionEngine(model, mask_ratio=0.3,
-                                      optimization_parameters={"num_steps": 20, "lr": 0.05, "optimizer": "adam"})
+    engine = SelfReconstructionEngine(
+        model,
+        mask_ratio=0.3,
+        optimization_parameters={"num_steps": 20, "lr": 0.05, "optimizer": "adam"},
+    )
     engine.eval()
     a, b = batch(1), batch(2)
     before = {k: v.clone() for k, v in model.state_dict().items()}

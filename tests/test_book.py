@@ -5,7 +5,14 @@ import nbformat
 import numpy as np
 import pytest
 
-from tsgen.book import Chapter, check_parameters, execute, load_profile, notebook_parameters, run_notebooks
+from tsgen.book import (
+    Chapter,
+    check_parameters,
+    execute,
+    load_profile,
+    notebook_parameters,
+    run_notebooks,
+)
 from tsgen.book.__main__ import main
 from tsgen.book.chapter import resolve_device
 
@@ -16,7 +23,11 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 @pytest.fixture
 def tiny_notebook(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     params = nbformat.v4.new_code_cell("seed = 0\ndevice = 'cpu'\nscale = 2")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("print(seed * scale)")]
@@ -28,7 +39,10 @@ def tiny_notebook(tmp_path):
 
 def test_unknown_parameter_is_rejected_with_the_valid_names(tiny_notebook):
     check_parameters(tiny_notebook, {"seed": 3})
-    with pytest.raises(ValueError, match=r"unknown parameter\(s\) n_epochs; valid names are: seed, device, scale"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown parameter\(s\) n_epochs; valid names are: seed, device, scale",
+    ):
         check_parameters(tiny_notebook, {"seed": 3, "n_epochs": 5})
 
 
@@ -44,7 +58,11 @@ def test_run_notebooks_checks_everything_before_running(tiny_notebook, tmp_path)
     profiles.mkdir()
     (profiles / "typo.yaml").write_text("tiny:\n  sead: 1\n")
     (profiles / "stray.yaml").write_text("other_chapter:\n  seed: 1\n")
-    kwargs = dict(notebooks_dir=tiny_notebook.parent, output_dir=tmp_path / "out", profiles_dir=profiles)
+    kwargs = dict(
+        notebooks_dir=tiny_notebook.parent,
+        output_dir=tmp_path / "out",
+        profiles_dir=profiles,
+    )
     with pytest.raises(ValueError, match="sead"):
         run_notebooks(profile="typo", **kwargs)
     with pytest.raises(ValueError, match="other_chapter"):
@@ -57,7 +75,9 @@ def test_run_notebooks_checks_everything_before_running(tiny_notebook, tmp_path)
 
 
 def test_cli_rejects_unknown_parameter(tiny_notebook, capsys):
-    code = main(["tiny", "--notebooks-dir", str(tiny_notebook.parent), "-p", "epochs", "3"])
+    code = main(
+        ["tiny", "--notebooks-dir", str(tiny_notebook.parent), "-p", "epochs", "3"]
+    )
     assert code == 2
     assert "valid names are: seed, device, scale" in capsys.readouterr().err
 
@@ -73,13 +93,17 @@ def test_notebook_contract(notebook):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"].get("tags", [])
     assert {"seed", "device"} <= set(notebook_parameters(notebook))
-    assert any(c["outputs"] for c in code), "stored without outputs: run `make notebooks`"
+    assert any(c["outputs"] for c in code), (
+        "stored without outputs: run `make notebooks`"
+    )
     assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
     assert "Chapter.begin(globals())" in "".join(code[1]["source"])
     assert "chapter.provenance()" in "".join(code[-1]["source"])
 
 
-@pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "book" / "profiles").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "profile", sorted(p.stem for p in (ROOT / "book" / "profiles").glob("*.yaml"))
+)
 def test_profiles_name_real_chapters_and_parameters(profile):
     overrides = load_profile(profile, ROOT / "book" / "profiles")
     for stem, params in overrides.items():
@@ -89,7 +113,16 @@ def test_profiles_name_real_chapters_and_parameters(profile):
 def test_chapter_collects_parameters_and_leaves_global_rngs_alone():
     import torch
 
-    namespace = {"In": [], "Out": {}, "np": np, "print": print, "_hidden": 1, "seed": 5, "device": "cpu", "rates": [0.3]}
+    namespace = {
+        "In": [],
+        "Out": {},
+        "np": np,
+        "print": print,
+        "_hidden": 1,
+        "seed": 5,
+        "device": "cpu",
+        "rates": [0.3],
+    }
     torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()
     chapter = Chapter.begin(namespace)
     assert chapter.parameters == {"seed": 5, "device": "cpu", "rates": [0.3]}
@@ -98,7 +131,9 @@ def test_chapter_collects_parameters_and_leaves_global_rngs_alone():
     with pytest.raises(ValueError, match="seed"):
         Chapter.begin({**namespace, "seed": "abc"})
     table = chapter.provenance_table()
-    assert {"parameters", "tsgen", "git commit", "torch", "device", "wall time"} <= set(table)
+    assert {"parameters", "tsgen", "git commit", "torch", "device", "wall time"} <= set(
+        table
+    )
     assert "seed=5" in table["parameters"]
 
 
@@ -135,12 +170,18 @@ def test_save_results_writes_rows_with_provenance(tmp_path, monkeypatch):
     monkeypatch.setenv("TSGEN_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("TSGEN_PROFILE", "gpu")
     chapter = Chapter.begin({"seed": 1, "device": "cpu"})
-    table = pd.DataFrame({"model": ["a", "b"], "mae": [np.float32(0.25), 0.5], "k": [np.nan, np.inf]})
-    assert chapter.save_results("99_demo", table, notes="smoke") is None  # nothing to show in a chapter
+    table = pd.DataFrame(
+        {"model": ["a", "b"], "mae": [np.float32(0.25), 0.5], "k": [np.nan, np.inf]}
+    )
+    # nothing to show in a chapter
+    assert chapter.save_results("99_demo", table, notes="smoke") is None
     path = tmp_path / "99_demo.gpu.json"
     record = json.loads(path.read_text())
     assert record["profile"] == "gpu" and record["notes"] == "smoke"
-    assert record["rows"] == [{"model": "a", "mae": 0.25, "k": None}, {"model": "b", "mae": 0.5, "k": "inf"}]
+    assert record["rows"] == [
+        {"model": "a", "mae": 0.25, "k": None},
+        {"model": "b", "mae": 0.5, "k": "inf"},
+    ]
     assert record["provenance"]["parameters"] == "seed=1, device='cpu'"
     with pytest.raises(ValueError, match="at least one row"):
         chapter.save_results("99_demo", [])
@@ -150,13 +191,18 @@ def test_sweep_grid_names_and_commands():
     from tsgen.book.sweep import grid_points, point_commands, point_name
 
     points = grid_points({"rate": [0.1, 0.5], "pattern": ["point"]})
-    assert points == [{"rate": 0.1, "pattern": "point"}, {"rate": 0.5, "pattern": "point"}]
+    assert points == [
+        {"rate": 0.1, "pattern": "point"},
+        {"rate": 0.5, "pattern": "point"},
+    ]
     assert point_name("01_data", points[0]) == "01_data__rate=0.1__pattern=point"
     assert point_name("01_data", {"rates": [0.1, 0.3]}) == "01_data__rates=0.1,0.3"
     commands = point_commands("01_data", {"rate": [0.1]}, "out", base={"rates": [0.2]})
-    assert commands == ["TSGEN_RESULTS_DIR=out/results/01_data__rate=0.1 TSGEN_PROFILE=default python -m tsgen.book "
-                        "01_data --profile default --notebooks-dir notebooks --output-dir out/01_data__rate=0.1 "
-                        "-p rates '[0.2]' -p rate 0.1"]
+    assert commands == [
+        "TSGEN_RESULTS_DIR=out/results/01_data__rate=0.1 TSGEN_PROFILE=default "
+        "python -m tsgen.book 01_data --profile default --notebooks-dir notebooks "
+        "--output-dir out/01_data__rate=0.1 -p rates '[0.2]' -p rate 0.1"
+    ]
     with pytest.raises(ValueError, match="non-empty list"):
         grid_points({"rate": 0.1})
     with pytest.raises(ValueError, match="at least one parameter"):
@@ -168,18 +214,43 @@ def test_sweep_runs_points_in_parallel_and_collects(tmp_path):
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell("seed = 0\ndevice = 'cpu'\nscale = 1.0", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("from tsgen.book import Chapter\nchapter = Chapter.begin(globals())\n"
-                                  "chapter.save_results('99_sweep', [{'value': scale * (seed + 1)}])"),
+        nbformat.v4.new_code_cell(
+            "seed = 0\ndevice = 'cpu'\nscale = 1.0", metadata={"tags": ["parameters"]}
+        ),
+        nbformat.v4.new_code_cell(
+            "from tsgen.book import Chapter\nchapter = Chapter.begin(globals())\n"
+            "chapter.save_results('99_sweep', [{'value': scale * (seed + 1)}])"
+        ),
     ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     nbformat.write(nb, notebooks / "99_sweep.ipynb")
-    table = run_sweep("99_sweep", {"scale": [1.0, 3.0], "seed": [0, 1]}, tmp_path / "out", jobs=2,
-                      notebooks_dir=notebooks, profiles_dir=tmp_path)
-    assert table[["scale", "seed", "value"]].values.tolist() == [[1.0, 0, 1.0], [1.0, 1, 2.0], [3.0, 0, 3.0], [3.0, 1, 6.0]]
+    table = run_sweep(
+        "99_sweep",
+        {"scale": [1.0, 3.0], "seed": [0, 1]},
+        tmp_path / "out",
+        jobs=2,
+        notebooks_dir=notebooks,
+        profiles_dir=tmp_path,
+    )
+    assert table[["scale", "seed", "value"]].values.tolist() == [
+        [1.0, 0, 1.0],
+        [1.0, 1, 2.0],
+        [3.0, 0, 3.0],
+        [3.0, 1, 6.0],
+    ]
     assert (tmp_path / "out" / "99_sweep__scale=3.0__seed=1.ipynb").exists()
     assert (tmp_path / "out" / "sweep.csv").exists()
     with pytest.raises(ValueError, match="valid names"):
-        run_sweep("99_sweep", {"scael": [1.0]}, tmp_path / "out", notebooks_dir=notebooks, profiles_dir=tmp_path)
+        run_sweep(
+            "99_sweep",
+            {"scael": [1.0]},
+            tmp_path / "out",
+            notebooks_dir=notebooks,
+            profiles_dir=tmp_path,
+        )

@@ -13,10 +13,18 @@ def test_mean_std_text():
 
 
 def test_summarize_keeps_group_order_and_gives_numbers_or_text():
-    runs = pd.DataFrame({"model": ["b", "b", "a", "a"], "seed": [0, 1, 0, 1], "mse": [1.0, 3.0, 2.0, 2.0]})
+    runs = pd.DataFrame(
+        {
+            "model": ["b", "b", "a", "a"],
+            "seed": [0, 1, 0, 1],
+            "mse": [1.0, 3.0, 2.0, 2.0],
+        }
+    )
     numbers = summarize(runs, "model", "mse")
     assert list(numbers["model"]) == ["b", "a"]
-    assert numbers.loc[0, "mse mean"] == 2.0 and np.isclose(numbers.loc[0, "mse std"], np.sqrt(2))
+    assert numbers.loc[0, "mse mean"] == 2.0 and np.isclose(
+        numbers.loc[0, "mse std"], np.sqrt(2)
+    )
     text = summarize(runs, ["model"], ["mse"], digits=1)
     assert list(text["mse"]) == ["2.0 ± 1.4", "2.0 ± 0.0"]
     single = summarize(runs[runs.seed == 0], "model", "mse")

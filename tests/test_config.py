@@ -2,8 +2,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from tsgen.config import (JSONConfig, boolean, choice, finite, non_negative, non_negative_int, positive, positive_int,
-                          probability)
+from tsgen.config import (
+    JSONConfig,
+    boolean,
+    choice,
+    finite,
+    non_negative,
+    non_negative_int,
+    positive,
+    positive_int,
+    probability,
+)
 
 
 @dataclass
@@ -34,20 +43,23 @@ def test_valid_values_are_normalised():
     assert isinstance(config.lr, float)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("epochs", 2.5, "Demo.epochs must be a positive integer"),
-    ("epochs", True, "Demo.epochs must be a positive integer"),
-    ("epochs", "3", "Demo.epochs must be a positive integer"),
-    ("epochs", 0, "Demo.epochs must be a positive integer"),
-    ("warmup", -1, "Demo.warmup must be an integer >= 0"),
-    ("lr", float("nan"), "Demo.lr must be a finite positive number"),
-    ("lr", 0, "Demo.lr must be a finite positive number"),
-    ("decay", float("inf"), "Demo.decay must be a finite number >= 0"),
-    ("shift", float("nan"), "Demo.shift must be a finite number"),
-    ("dropout", 1.0, r"Demo.dropout must be in \[0, 1\)"),
-    ("masked", 1, "Demo.masked must be True or False"),
-    ("kind", "cubic", "choose one of"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("epochs", 2.5, "Demo.epochs must be a positive integer"),
+        ("epochs", True, "Demo.epochs must be a positive integer"),
+        ("epochs", "3", "Demo.epochs must be a positive integer"),
+        ("epochs", 0, "Demo.epochs must be a positive integer"),
+        ("warmup", -1, "Demo.warmup must be an integer >= 0"),
+        ("lr", float("nan"), "Demo.lr must be a finite positive number"),
+        ("lr", 0, "Demo.lr must be a finite positive number"),
+        ("decay", float("inf"), "Demo.decay must be a finite number >= 0"),
+        ("shift", float("nan"), "Demo.shift must be a finite number"),
+        ("dropout", 1.0, r"Demo.dropout must be in \[0, 1\)"),
+        ("masked", 1, "Demo.masked must be True or False"),
+        ("kind", "cubic", "choose one of"),
+    ],
+)
 def test_bad_values_name_the_class_and_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         Demo(**{field: value})

@@ -71,9 +71,15 @@ def data():
 def test_save_load_round_trip(tmp_path, data):
     model = Line(LineConfig()).fit(*data)
     path = model.save(tmp_path / "line")
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "state.json", "weights.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json",
+        "state.json",
+        "weights.safetensors",
+    ]
     state = json.loads((path / "state.json").read_text())
-    assert state["kind"] == "Line" and state["format"] == 1 and len(state["history"]) == 3
+    assert (
+        state["kind"] == "Line" and state["format"] == 1 and len(state["history"]) == 3
+    )
     again = Line.load(path)
     assert torch.equal(again.predict(data[0]), model.predict(data[0]))
     assert again.history == model.history and again.fitted
@@ -87,14 +93,18 @@ def test_a_checkpoint_is_replaced_only_when_asked(tmp_path, data):
         second.save(first)
     second.save(first, overwrite=True)
     assert torch.equal(Line.load(first).predict(data[0]), second.predict(data[0]))
-    assert [p.name for p in tmp_path.iterdir()] == ["line"]  # no staging or retired directories left
+    # no staging or retired directories left
+    assert [p.name for p in tmp_path.iterdir()] == ["line"]
 
 
-def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, data, monkeypatch):
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(
+    tmp_path, data, monkeypatch
+):
     good = Line(LineConfig()).fit(*data)
     path = good.save(tmp_path / "line")
     broken = Line(LineConfig(seed=2)).fit(*data)
-    monkeypatch.setattr(Line, "_state", lambda self: {"fitted": float("nan")})  # not JSON: fails mid-save
+    # not JSON: fails mid-save
+    monkeypatch.setattr(Line, "_state", lambda self: {"fitted": float("nan")})
     with pytest.raises(ValueError):
         broken.save(path, overwrite=True)
     assert torch.equal(Line.load(path).predict(data[0]), good.predict(data[0]))

@@ -3,13 +3,29 @@ import math
 import pytest
 import torch
 
-from tsgen.generation import (EDMDenoiser, GenerationConfig, edm_loss_weight, heun_sampler, karras_sigmas, make_ema,
-                              make_unet, masked_edm_loss, masked_loss)
+from tsgen.generation import (
+    EDMDenoiser,
+    GenerationConfig,
+    edm_loss_weight,
+    heun_sampler,
+    karras_sigmas,
+    make_ema,
+    make_unet,
+    masked_edm_loss,
+    masked_loss,
+)
 
 
 def small_config(**kw):
-    return GenerationConfig(length=24, n_features=2, delay=3, embedding=8, unet_channels=(8, 16),
-                            unet_attention=(False, True), **kw)
+    return GenerationConfig(
+        length=24,
+        n_features=2,
+        delay=3,
+        embedding=8,
+        unet_channels=(8, 16),
+        unet_attention=(False, True),
+        **kw,
+    )
 
 
 def test_preconditioning_and_weight_match_the_edm_formulas():
@@ -67,23 +83,38 @@ def test_noise_is_added_only_to_observed_pixels():
 def test_sampler_shapes_determinism_and_churn():
     torch.manual_seed(0)
     net = EDMDenoiser(make_unet(small_config())).eval()
-    a = heun_sampler(net, (2, 2, 8, 8), steps=4, generator=torch.Generator().manual_seed(1))
-    b = heun_sampler(net, (2, 2, 8, 8), steps=4, generator=torch.Generator().manual_seed(1))
-    c = heun_sampler(net, (2, 2, 8, 8), steps=4, generator=torch.Generator().manual_seed(2))
-    churned = heun_sampler(net, (2, 2, 8, 8), steps=4, s_churn=10.0, generator=torch.Generator().manual_seed(1))
+    a = heun_sampler(
+        net, (2, 2, 8, 8), steps=4, generator=torch.Generator().manual_seed(1)
+    )
+    b = heun_sampler(
+        net, (2, 2, 8, 8), steps=4, generator=torch.Generator().manual_seed(1)
+    )
+    c = heun_sampler(
+        net, (2, 2, 8, 8), steps=4, generator=torch.Generator().manual_seed(2)
+    )
+    churned = heun_sampler(
+        net,
+        (2, 2, 8, 8),
+        steps=4,
+        s_churn=10.0,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert a.shape == (2, 2, 8, 8) and torch.isfinite(a).all()
     assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, churned)
 
 
 def test_heun_solves_a_known_ode_exactly_enough():
-    # data = a single point mu: the ideal denoiser is D(x) = mu, and every path ends at mu
+    # data = a single point mu: the ideal denoiser
+    # is D(x) = mu, and every path ends at mu
     mu = torch.full((1, 1, 2, 2), 0.3)
 
     class Ideal(torch.nn.Module):
         def forward(self, x, sigma):
             return mu.expand_as(x)
 
-    out = heun_sampler(Ideal(), (5, 1, 2, 2), steps=18, generator=torch.Generator().manual_seed(0))
+    out = heun_sampler(
+        Ideal(), (5, 1, 2, 2), steps=18, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.allclose(out, mu.expand_as(out), atol=1e-5)
 
 

@@ -3,44 +3,24 @@
 import pytest
 import torch
 
-from tsgen.imputation.layers import BidirectionalTTT, TTTBlock, TTTEncoder, TTTLinear, TTTMLP, make_ttt_layer
-
-
-def per_token_reference(layer, x: torch.Tensor) -> torch.Tensor:
-    """The primal form: one token at a time, gradients by autograd, weights materialised.
-
-    Mini-batch TTT semantics: inside an inner mini-batch every gradient is taken at
-    the weights from the end of the previous mini-batch, and the weights used for
-    token t are those after the updates of tokens s <= t. The benchmark script
-    imports this function to time the loop against the dual form.
-    """
-    with torch.no_grad():
-        q, k, v, eta = layer.views(x)
-        base = [s.clone() for s in layer.initial_state(x.shape[0])]
-    length, size = x.shape[1], layer.mini_batch_size
-    outputs = []
-    for start in range(0, length, size):
-        current = list(base)
-        for t in range(start, min(start + size, length)):
-            at_base = [s.detach().requires_grad_(True) for s in base]
-            with torch.enable_grad():
-                out = layer.inner_norm(layer.inner_model(at_base, k[:, :, t : t + 1]))[0]
-                loss = 0.5 * (out - (v - k)[:, :, t : t + 1]).pow(2).sum()
-                grads = torch.autograd.grad(loss, at_base)
-            current = [w - eta[:, :, t, None, None] * g for w, g in zip(current, grads)]
-            with torch.no_grad():
-                z = q[:, :, t : t + 1] + layer.inner_norm(layer.inner_model(current, q[:, :, t : t + 1]))[0]
-            outputs.append(z)
-        base = current
-    with torch.no_grad():
-        return layer.merge_heads(torch.cat(outputs, dim=2))
+from tsgen.imputation.layers import (
+    TTTMLP,
+    BidirectionalTTT,
+    TTTBlock,
+    TTTEncoder,
+    TTTLinear,
+    make_ttt_layer,
+)
+from tsgen.imputation.speed import per_token_reference
 
 
 @pytest.mark.parametrize("cls", [TTTLinear, TTTMLP])
 @pytest.mark.parametrize("mini_batch_size", [1, 4, 7])
 def test_dual_form_equals_per_token_loop(cls, mini_batch_size):
     torch.manual_seed(0)
-    layer = cls(d_model=16, n_heads=2, mini_batch_size=mini_batch_size, base_lr=1.0).double()
+    layer = cls(
+        d_model=16, n_heads=2, mini_batch_size=mini_batch_size, base_lr=1.0
+    ).double()
     # larger initial weights than the default so the inner updates matter
     with torch.no_grad():
         for name, p in layer.named_parameters():
@@ -74,7 +54,9 @@ def test_unidirectional_layer_is_causal_and_bidirectional_is_not():
     later = x.clone()
     later[:, 8:] += 1.0  # change only the future of step 7
     uni = TTTLinear(8, 2, mini_batch_size=4)
-    bi = BidirectionalTTT(TTTLinear(8, 2, mini_batch_size=4), TTTLinear(8, 2, mini_batch_size=4))
+    bi = BidirectionalTTT(
+        TTTLinear(8, 2, mini_batch_size=4), TTTLinear(8, 2, mini_batch_size=4)
+    )
     with torch.no_grad():
         assert torch.allclose(uni(x)[:, :8], uni(later)[:, :8], atol=1e-6)
         assert not torch.allclose(bi(x)[:, :8], bi(later)[:, :8], atol=1e-4)
@@ -91,9 +73,21 @@ def test_inner_lr_is_learnable_per_token_and_head():
 
 
 def test_encoder_shapes_and_bad_arguments():
-    enc = TTTEncoder(2, d_model=16, d_ffn=32, n_heads=4, layer_type="mlp", mini_batch_size=5, bidirectional=True)
+    enc = TTTEncoder(
+        2,
+        d_model=16,
+        d_ffn=32,
+        n_heads=4,
+        layer_type="mlp",
+        mini_batch_size=5,
+        bidirectional=True,
+    )
     assert enc(torch.randn(3, 11, 16)).shape == (3, 11, 16)
-    assert TTTBlock(16, 32, bidirectional=False)(torch.randn(1, 3, 16)).shape == (1, 3, 16)
+    assert TTTBlock(16, 32, bidirectional=False)(torch.randn(1, 3, 16)).shape == (
+        1,
+        3,
+        16,
+    )
     with pytest.raises(ValueError, match="multiple of n_heads"):
         TTTLinear(10, 3)
     with pytest.raises(ValueError, match="unknown TTT layer type"):

@@ -19,8 +19,12 @@ ALLOWED = {
     "estimator": {"runtime", "config"},
     "data": {"runtime", "config", "estimator"},
     "metrics": {"runtime", "config", "estimator", "data"},
-    **{s: {"runtime", "config", "estimator", "data", "metrics"} | SYSTEMS for s in SYSTEMS},
-    "_pypots": set(),  # PyPOTS imported without its banner: usable from any layer that needs PyPOTS
+    **{
+        s: {"runtime", "config", "estimator", "data", "metrics"} | SYSTEMS
+        for s in SYSTEMS
+    },
+    # PyPOTS imported without its banner: usable from any layer that needs PyPOTS
+    "_pypots": {"runtime"},
     "book": {"runtime", "config", "estimator", "data", "metrics", *SYSTEMS},
 }
 
@@ -34,7 +38,8 @@ def tsgen_imports(path: Path) -> set[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = module[: len(module) - node.level]  # "__init__" counts as a part, like a module name
+                # "__init__" counts as a part, like a module name
+                base = module[: len(module) - node.level]
                 names = [".".join([*base, node.module] if node.module else base)]
                 if not node.module:
                     names = [".".join([*base, alias.name]) for alias in node.names]
@@ -49,7 +54,9 @@ def tsgen_imports(path: Path) -> set[str]:
     return found
 
 
-SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] != "__init__.py")
+SOURCES = sorted(
+    p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] != "__init__.py"
+)
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -59,10 +66,16 @@ def test_imports_respect_the_layers(path):
         return
     allowed = ALLOWED[part] | {part, "_pypots"}
     wrong = tsgen_imports(path) - allowed
-    assert not wrong, f"tsgen/{path.relative_to(PACKAGE)} ({part}) imports {sorted(wrong)}; allowed: {sorted(allowed)}"
+    assert not wrong, (
+        f"tsgen/{path.relative_to(PACKAGE)} ({part}) imports "
+        f"{sorted(wrong)}; allowed: {sorted(allowed)}"
+    )
 
 
 def test_the_book_layer_is_imported_by_nothing_else():
-    offenders = [str(p.relative_to(PACKAGE)) for p in SOURCES
-                 if p.relative_to(PACKAGE).parts[0] != "book" and "book" in tsgen_imports(p)]
+    offenders = [
+        str(p.relative_to(PACKAGE))
+        for p in SOURCES
+        if p.relative_to(PACKAGE).parts[0] != "book" and "book" in tsgen_imports(p)
+    ]
     assert offenders == []

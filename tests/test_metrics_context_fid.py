@@ -39,7 +39,10 @@ def test_context_fid_orders_self_independent_sample_shift_and_noise():
 def test_context_fid_is_seeded():
     real, fake = make_sines(40, seed=0), make_sines(40, seed=1)
     kwargs = dict(seed=2, iterations=5, repeats=2)
-    assert context_fid(real, fake, **kwargs).values == context_fid(real, fake, **kwargs).values
+    assert (
+        context_fid(real, fake, **kwargs).values
+        == context_fid(real, fake, **kwargs).values
+    )
 
 
 def test_errors():

@@ -14,14 +14,17 @@ def test_identical_sets_score_zero():
 def test_level_shift_and_scale_do_not_change_correlations():
     x = make_sines(50, seed=0)
     # float32 inputs: zero up to round-off
-    assert correlation_distance(x, 3 * distort(x, "shift", 0.5)) == pytest.approx(0.0, abs=1e-6)
+    assert correlation_distance(x, 3 * distort(x, "shift", 0.5)) == pytest.approx(
+        0.0, abs=1e-6
+    )
 
 
 def test_known_value_correlated_versus_anticorrelated():
     base = np.random.default_rng(0).normal(size=(40, 10, 1))
     real = np.concatenate([base, base], axis=2)  # correlation +1
     fake = np.concatenate([base, -base], axis=2)  # correlation -1
-    n = base.size  # the mean of products of unbiased z-scores is (n - 1) / n * correlation
+    # the mean of products of unbiased z-scores is (n - 1) / n * correlation
+    n = base.size
     assert correlation_distance(real, fake) == pytest.approx(2 * (n - 1) / n / 10)
 
 

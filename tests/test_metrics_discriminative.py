@@ -38,7 +38,9 @@ def test_same_seed_same_score_and_repeats(sets):
 def test_hidden_size_is_at_least_one():
     assert GRUClassifier(1, max(1, 1 // 2)).gru.hidden_size == 1
     real = make_sines(20, n_features=1, seed=0)
-    assert 0 <= discriminative_score(real, real[::-1], iterations=2, repeats=1).mean <= 0.5
+    assert (
+        0 <= discriminative_score(real, real[::-1], iterations=2, repeats=1).mean <= 0.5
+    )
 
 
 def test_errors():

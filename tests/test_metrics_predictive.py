@@ -26,7 +26,12 @@ def test_same_seed_same_score():
 
 def test_single_feature_and_sets_of_different_size():
     real = make_sines(30, n_features=1, seed=0)
-    assert predictive_score(real, make_sines(7, n_features=1, seed=1), iterations=3, repeats=1).mean > 0
+    assert (
+        predictive_score(
+            real, make_sines(7, n_features=1, seed=1), iterations=3, repeats=1
+        ).mean
+        > 0
+    )
 
 
 def test_errors():

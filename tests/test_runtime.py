@@ -44,8 +44,10 @@ def test_bad_seeds_are_clear_errors(seed):
 
 
 def test_generators_and_derived_seeds():
-    assert torch.equal(torch.rand(3, generator=runtime.torch_generator(4)),
-                       torch.rand(3, generator=runtime.torch_generator(4)))
+    assert torch.equal(
+        torch.rand(3, generator=runtime.torch_generator(4)),
+        torch.rand(3, generator=runtime.torch_generator(4)),
+    )
     assert runtime.numpy_rng(4).random() == runtime.numpy_rng(4).random()
     assert runtime.derive_seed(0, 1) == runtime.derive_seed(0, 1)
     assert len({runtime.derive_seed(0, k) for k in range(50)}) == 50
@@ -67,13 +69,17 @@ def test_quiet_is_scoped_and_narrow(caplog):
     log = logging.getLogger("tsgen.test.noisy")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with runtime.quiet(loggers=["tsgen.test.noisy"], warnings_=[(UserWarning, "harmless")]):
+        with runtime.quiet(
+            loggers=["tsgen.test.noisy"], warnings_=[(UserWarning, "harmless")]
+        ):
             log.warning("hidden")
-            warnings.warn("harmless chatter", UserWarning)
-            warnings.warn("something that matters", UserWarning)
+            warnings.warn("harmless chatter", UserWarning, stacklevel=1)
+            warnings.warn("something that matters", UserWarning, stacklevel=1)
         log.warning("shown")
     assert [str(w.message) for w in caught] == ["something that matters"]
-    assert [r.getMessage() for r in caplog.records if r.name == "tsgen.test.noisy"] == ["shown"]
+    assert [r.getMessage() for r in caplog.records if r.name == "tsgen.test.noisy"] == [
+        "shown"
+    ]
     assert not log.disabled
 
 

@@ -33,11 +33,15 @@ class JSONConfig:
     @classmethod
     def from_dict(cls, values: dict):
         if not isinstance(values, dict):
-            raise ValueError(f"{cls.__name__}.from_dict needs a dict; got {type(values).__name__}")
+            raise ValueError(
+                f"{cls.__name__}.from_dict needs a dict; got {type(values).__name__}"
+            )
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known fields: {known}")
+            raise ValueError(
+                f"{cls.__name__}: unknown field(s) {unknown}; known fields: {known}"
+            )
         return cls(**values)
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -80,7 +84,12 @@ def positive_int(obj, *names: str, minimum: int = 1) -> None:
     """Each field is an integer ``>= minimum`` (``True`` and ``2.5`` are errors; ``2.0`` becomes ``2``)."""
     for name in names:
         value = getattr(obj, name)
-        if not _is_number(value) or not math.isfinite(value) or int(value) != value or value < minimum:
+        if (
+            not _is_number(value)
+            or not math.isfinite(value)
+            or int(value) != value
+            or value < minimum
+        ):
             kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             raise ValueError(f"{_owner(obj)}.{name} must be {kind}; got {value!r}")
         setattr(obj, name, int(value))
@@ -95,7 +104,12 @@ def positive(obj, *names: str, allow_zero: bool = False) -> None:
     """Each field is a finite number ``> 0`` (``>= 0`` with ``allow_zero``); stored as float."""
     for name in names:
         value = getattr(obj, name)
-        if not _is_number(value) or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        if (
+            not _is_number(value)
+            or not math.isfinite(value)
+            or value < 0
+            or (value == 0 and not allow_zero)
+        ):
             kind = "a finite number >= 0" if allow_zero else "a finite positive number"
             raise ValueError(f"{_owner(obj)}.{name} must be {kind}; got {value!r}")
         setattr(obj, name, float(value))
@@ -111,19 +125,29 @@ def finite(obj, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if not _is_number(value) or not math.isfinite(value):
-            raise ValueError(f"{_owner(obj)}.{name} must be a finite number; got {value!r}")
+            raise ValueError(
+                f"{_owner(obj)}.{name} must be a finite number; got {value!r}"
+            )
         setattr(obj, name, float(value))
 
 
-def probability(obj, *names: str, low_open: bool = True, high_open: bool = True) -> None:
+def probability(
+    obj, *names: str, low_open: bool = True, high_open: bool = True
+) -> None:
     """Each field is in the interval from 0 to 1, open at the ends asked for (default ``(0, 1)``)."""
     for name in names:
         value = getattr(obj, name)
         ok = _is_number(value) and math.isfinite(value)
-        ok = ok and (0 < value if low_open else 0 <= value) and (value < 1 if high_open else value <= 1)
+        ok = (
+            ok
+            and (0 < value if low_open else 0 <= value)
+            and (value < 1 if high_open else value <= 1)
+        )
         if not ok:
             interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
-            raise ValueError(f"{_owner(obj)}.{name} must be in {interval}; got {value!r}")
+            raise ValueError(
+                f"{_owner(obj)}.{name} must be in {interval}; got {value!r}"
+            )
         setattr(obj, name, float(value))
 
 
@@ -132,11 +156,16 @@ def boolean(obj, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if not isinstance(value, bool):
-            raise ValueError(f"{_owner(obj)}.{name} must be True or False; got {value!r}")
+            raise ValueError(
+                f"{_owner(obj)}.{name} must be True or False; got {value!r}"
+            )
 
 
 def choice(obj, name: str, options) -> None:
     """The field is one of ``options``."""
     value = getattr(obj, name)
     if value not in tuple(options):
-        raise ValueError(f"{_owner(obj)}.{name}={value!r} is not supported; choose one of {list(options)}")
+        raise ValueError(
+            f"{_owner(obj)}.{name}={value!r} is not "
+            f"supported; choose one of {list(options)}"
+        )

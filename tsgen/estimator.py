@@ -70,7 +70,7 @@ class TrainingLog:
             for name, value in scalars.items():
                 self.writer.add_scalar(name, float(value), int(epoch))
 
-    def __enter__(self) -> "TrainingLog":
+    def __enter__(self) -> TrainingLog:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -91,10 +91,13 @@ class _LoadDescriptor:
 
     def __get__(self, instance, owner):
         if instance is not None:
+
             def refuse(*args, **kwargs):
-                raise TypeError(f"{owner.__name__}.load is a class method that returns a new estimator: "
-                                f"write `model = {owner.__name__}.load(path)` (calling it on an instance "
-                                f"would leave the instance unchanged)")
+                raise TypeError(
+                    f"{owner.__name__}.load is a class method that returns a new "
+                    f"estimator: write `model = {owner.__name__}.load(path)` "
+                    "(calling it on an instance would leave the instance unchanged)"
+                )
 
             return refuse
         return self.func.__get__(owner, type(owner))
@@ -115,14 +118,19 @@ class Estimator:
     * ``_state() -> dict`` / ``_restore(state)``: JSON-ready extras for ``state.json``
       (a scaler, an epoch counter); ``history`` is handled here;
     * ``_build(config, state, device)`` (classmethod, optional): construct the
-      estimator before its tensors are loaded, when the config alone is not enough.
+      estimator before its tensors are loaded, when the config alone is not enough;
+    * ``_save_extra(directory)`` / ``_load_extra(directory)`` (optional): files beyond
+      the three standard ones, such as a nested checkpoint.
     """
 
     config_class: ClassVar[type[JSONConfig]]
 
     def __init__(self, config, device: str | None = "cpu"):
         if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}; got {type(config).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} needs a "
+                f"{self.config_class.__name__}; got {type(config).__name__}"
+            )
         self.config = config
         self.device = resolve_device(device)
         self.history: list[dict] = []
@@ -131,7 +139,7 @@ class Estimator:
     def kind(self) -> str:
         return type(self).__name__
 
-    def fit(self, *args, **kwargs) -> "Estimator":
+    def fit(self, *args, **kwargs) -> Estimator:
         raise NotImplementedError
 
     # ---- checkpoint hooks
@@ -148,7 +156,7 @@ class Estimator:
         pass
 
     @classmethod
-    def _build(cls, config, state: dict, device: str) -> "Estimator":
+    def _build(cls, config, state: dict, device: str) -> Estimator:
         return cls(config, device=device)
 
     # ---- save / load
@@ -156,17 +164,28 @@ class Estimator:
         """Write the checkpoint directory ``path`` atomically; refuse to replace one unless ``overwrite``."""
         path = Path(path)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+            raise FileExistsError(
+                f"{path} already exists; pass overwrite=True to replace it"
+            )
         if path.exists() and not path.is_dir():
             raise ValueError(f"{path} exists and is not a directory")
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self._tensors().items()}
-        state = {"format": FORMAT_VERSION, "kind": self.kind, "tsgen": tsgen.__version__,
-                 "history": self.history, **self._state()}
+        tensors = {
+            k: v.detach().to("cpu").contiguous() for k, v in self._tensors().items()
+        }
+        state = {
+            "format": FORMAT_VERSION,
+            "kind": self.kind,
+            "tsgen": tsgen.__version__,
+            "history": self.history,
+            **self._state(),
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             self.config.to_json(staging / CONFIG)
-            (staging / STATE).write_text(json.dumps(state, indent=1, allow_nan=False) + "\n")
+            (staging / STATE).write_text(
+                json.dumps(state, indent=1, allow_nan=False) + "\n"
+            )
             save_file(tensors, str(staging / WEIGHTS))
             self._save_extra(staging)
             for file in staging.iterdir():
@@ -175,8 +194,11 @@ class Estimator:
                     with open(file, "rb") as handle:
                         os.fsync(handle.fileno())
             staging.chmod(0o755)
-            if path.exists():  # swap: the old checkpoint stays whole until the new one is in place
-                retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            # swap: the old checkpoint stays whole until the new one is in place
+            if path.exists():
+                retired = Path(
+                    tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent)
+                )
                 os.rename(path, retired / path.name)
                 os.rename(staging, path)
                 shutil.rmtree(retired, ignore_errors=True)
@@ -190,6 +212,9 @@ class Estimator:
     def _save_extra(self, directory: Path) -> None:
         """Files beyond the three standard ones (e.g. a nested checkpoint); none by default."""
 
+    def _load_extra(self, directory: Path) -> None:
+        """Read what :meth:`_save_extra` wrote; called after :meth:`_restore`."""
+
     @checkpoint_load
     def load(cls, path: str | Path, device: str | None = "cpu"):
         """The estimator saved at ``path`` by :meth:`save`, on ``device``."""
@@ -200,9 +225,15 @@ class Estimator:
         state = read_json(path / STATE)
         kind = state.get("kind")
         if kind != cls.__name__:
-            raise ValueError(f"{path} holds a {kind} checkpoint, not a {cls.__name__}; load it with {kind}.load")
+            raise ValueError(
+                f"{path} holds a {kind} checkpoint, not a "
+                f"{cls.__name__}; load it with {kind}.load"
+            )
         if state.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: checkpoint format {state.get('format')!r}; this tsgen reads {FORMAT_VERSION}")
+            raise ValueError(
+                f"{path}: checkpoint format {state.get('format')!r}; "
+                f"this tsgen reads {FORMAT_VERSION}"
+            )
         config = cls.config_class.read(path / CONFIG)
         device = resolve_device(device)
         estimator = cls._build(config, state, device)
@@ -213,8 +244,11 @@ class Estimator:
         try:
             estimator._load_tensors(tensors)
         except (RuntimeError, KeyError) as err:
-            raise ValueError(f"{path / WEIGHTS} does not match the config in {path / CONFIG}: {err}") from None
+            raise ValueError(
+                f"{path / WEIGHTS} does not match the config in {path / CONFIG}: {err}"
+            ) from None
         estimator._restore(state)
+        estimator._load_extra(path)
         estimator.history = list(state.get("history", []))
         return estimator
 
@@ -232,16 +266,24 @@ def read_json(path: Path) -> dict:
     return value
 
 
-def load_modules(tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module]) -> None:
+def load_modules(
+    tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module]
+) -> None:
     """Load ``{"<module name>.<key>": tensor}`` into each named module, strictly (missing or extra keys fail)."""
     extra = [k for k in tensors if k.split(".", 1)[0] not in modules]
     if extra:
         raise KeyError(f"unexpected tensors {extra[:5]}")
     for name, module in modules.items():
         prefix = f"{name}."
-        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        module.load_state_dict(
+            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        )
 
 
 def module_tensors(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
     """``{"<module name>.<key>": tensor}`` of every named module's state dict."""
-    return {f"{name}.{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
+    return {
+        f"{name}.{k}": v
+        for name, module in modules.items()
+        for k, v in module.state_dict().items()
+    }

@@ -25,7 +25,15 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "numpy_rng", "progress", "quiet", "resolve_device", "seeded", "torch_generator"]
+__all__ = [
+    "derive_seed",
+    "numpy_rng",
+    "progress",
+    "quiet",
+    "resolve_device",
+    "seeded",
+    "torch_generator",
+]
 
 
 def resolve_device(device: str | torch.device | None = "cpu") -> str:
@@ -37,7 +45,10 @@ def resolve_device(device: str | torch.device | None = "cpu") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
+        raise RuntimeError(
+            f"device={device!r} was asked for, but "
+            "torch sees no CUDA GPU; use 'cpu' or 'auto'"
+        )
     if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}")
     return device
@@ -45,7 +56,11 @@ def resolve_device(device: str | torch.device | None = "cpu") -> str:
 
 def check_seed(seed) -> int:
     """``seed`` as a non-negative int; a clear error for anything else (``'abc'``, ``1.5``, ``True``, ``-1``)."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if (
+        isinstance(seed, (bool, np.bool_))
+        or not isinstance(seed, (int, np.integer))
+        or seed < 0
+    ):
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     return int(seed)
 
@@ -75,7 +90,9 @@ def seeded(seed: int, device: str | None = None) -> Iterator[None]:
 
 def derive_seed(seed: int, *keys: int) -> int:
     """A seed for one part of a run (an epoch, a repetition, a data set) that depends on ``seed`` and ``keys`` only."""
-    return int(np.random.SeedSequence([check_seed(seed), *map(int, keys)]).generate_state(1)[0])
+    return int(
+        np.random.SeedSequence([check_seed(seed), *map(int, keys)]).generate_state(1)[0]
+    )
 
 
 def torch_generator(seed: int, device: str = "cpu") -> torch.Generator:
@@ -89,7 +106,9 @@ def numpy_rng(seed: int) -> np.random.Generator:
 
 
 @contextlib.contextmanager
-def quiet(loggers: Iterable[str] = (), warnings_: Iterable[tuple[type[Warning], str]] = ()) -> Iterator[None]:
+def quiet(
+    loggers: Iterable[str] = (), warnings_: Iterable[tuple[type[Warning], str]] = ()
+) -> Iterator[None]:
     """Silence the named loggers and the warnings ``(category, message regex)`` in a block, nothing else.
 
     Loggers are disabled rather than raised in level: some libraries (PyPOTS)
@@ -110,7 +129,13 @@ def quiet(loggers: Iterable[str] = (), warnings_: Iterable[tuple[type[Warning], 
             log.disabled = disabled
 
 
-def progress(iterable: Iterable | None = None, *, enabled: bool = False, desc: str = "", total: int | None = None):
+def progress(
+    iterable: Iterable | None = None,
+    *,
+    enabled: bool = False,
+    desc: str = "",
+    total: int | None = None,
+):
     """A tqdm bar over ``iterable``, off unless ``enabled``; at most one update per 5 seconds.
 
     Without ipywidgets (papermill, the book) tqdm prints plain text; its warning
@@ -119,4 +144,6 @@ def progress(iterable: Iterable | None = None, *, enabled: bool = False, desc: s
     with quiet(warnings_=[(Warning, "IProgress not found")]):
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, desc=desc, total=total, disable=not enabled, mininterval=5.0)
+        return tqdm(
+            iterable, desc=desc, total=total, disable=not enabled, mininterval=5.0
+        )

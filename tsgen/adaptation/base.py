@@ -10,20 +10,31 @@ implements the same contract for time series.
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-# Normalisation layers adapted by ``parameters="norm"`` (BatchNorm and InstanceNorm share _NormBase).
+from ..config import JSONConfig, choice, non_negative, non_negative_int, positive
+from ..runtime import check_seed, derive_seed, torch_generator
+
+# Normalisation layers adapted by ``parameters="norm"``
+# (BatchNorm and InstanceNorm share _NormBase).
 NORM_TYPES = tuple(
-    t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, getattr(nn, "RMSNorm", None)) if t
+    t
+    for t in (
+        nn.modules.batchnorm._NormBase,
+        nn.LayerNorm,
+        nn.GroupNorm,
+        getattr(nn, "RMSNorm", None),
+    )
+    if t
 )
 OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass
-class OptimizationParameters:
+class OptimizationParameters(JSONConfig):
     """How an engine adapts to one input at inference.
 
     ``optimizer`` "adam" or "sgd" (with ``momentum``); ``lr``; ``num_steps``
@@ -40,32 +51,30 @@ class OptimizationParameters:
     momentum: float = 0.0
 
     def __post_init__(self):
-        self.optimizer = str(self.optimizer).lower()
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
-        if not (float(self.lr) > 0 and torch.isfinite(torch.tensor(float(self.lr)))):
-            raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
-        if int(self.num_steps) != self.num_steps or self.num_steps < 0:
-            raise ValueError(f"num_steps must be a non-negative integer; got {self.num_steps!r}")
+        if isinstance(self.optimizer, str):
+            self.optimizer = self.optimizer.lower()
+        choice(self, "optimizer", OPTIMIZERS)
+        positive(self, "lr")
+        non_negative_int(self, "num_steps")
+        non_negative(self, "momentum")
         if not isinstance(self.parameters, str) or not self.parameters:
-            raise ValueError(f"parameters must be 'all', 'norm' or a submodule name; got {self.parameters!r}")
-        self.lr, self.num_steps, self.momentum = float(self.lr), int(self.num_steps), float(self.momentum)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "OptimizationParameters":
-        d = dict(d)
-        if "optimizer_name" in d:  # torch-ttt's key
-            d["optimizer"] = d.pop("optimizer_name")
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown optimization parameter(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
-        return cls(**d)
+            raise ValueError(
+                "parameters must be 'all', 'norm' or a "
+                f"submodule name; got {self.parameters!r}"
+            )
 
     @classmethod
-    def coerce(cls, value) -> "OptimizationParameters":
+    def from_dict(cls, values: dict) -> OptimizationParameters:
+        """As :meth:`JSONConfig.from_dict`; torch-ttt's ``optimizer_name`` is read as ``optimizer``."""
+        if isinstance(values, dict):
+            values = {
+                ("optimizer" if key == "optimizer_name" else key): value
+                for key, value in values.items()
+            }
+        return super().from_dict(values)
+
+    @classmethod
+    def coerce(cls, value) -> OptimizationParameters:
         """Accept ``None`` (defaults), a dict (torch-ttt style) or an instance."""
         if value is None:
             return cls()
@@ -73,7 +82,10 @@ class OptimizationParameters:
             return value
         if isinstance(value, dict):
             return cls.from_dict(value)
-        raise ValueError(f"optimization_parameters must be a dict or OptimizationParameters; got {type(value).__name__}")
+        raise ValueError(
+            "optimization_parameters must be a dict or "
+            f"OptimizationParameters; got {type(value).__name__}"
+        )
 
 
 # ---------------------------------------------------------------- inputs
@@ -87,21 +99,34 @@ def split_inputs(inputs) -> tuple[torch.Tensor, torch.Tensor]:
     """
     if isinstance(inputs, dict):
         if "X" not in inputs:
-            raise ValueError(f"a dict input needs an 'X' entry; got keys {sorted(inputs)}")
+            raise ValueError(
+                f"a dict input needs an 'X' entry; got keys {sorted(inputs)}"
+            )
         x = inputs["X"]
         mask = inputs.get("missing_mask")
     else:
         x, mask = inputs, None
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"inputs must be a tensor or a dict of tensors; got X of type {type(x).__name__}")
+        raise ValueError(
+            "inputs must be a tensor or a dict of "
+            f"tensors; got X of type {type(x).__name__}"
+        )
     if x.ndim < 2:
-        raise ValueError(f"inputs must have a batch dimension (at least 2-D); got shape {tuple(x.shape)}")
+        raise ValueError(
+            "inputs must have a batch dimension (at "
+            f"least 2-D); got shape {tuple(x.shape)}"
+        )
     if torch.isinf(x).any():
-        raise ValueError("inputs hold infinite values; use NaN (or missing_mask) for missing values")
+        raise ValueError(
+            "inputs hold infinite values; use NaN (or missing_mask) for missing values"
+        )
     if mask is None:
         mask = (~torch.isnan(x)).to(x.dtype)
     elif mask.shape != x.shape:
-        raise ValueError(f"missing_mask has shape {tuple(mask.shape)} but X has shape {tuple(x.shape)}")
+        raise ValueError(
+            f"missing_mask has shape {tuple(mask.shape)} "
+            f"but X has shape {tuple(x.shape)}"
+        )
     mask = mask.to(x.dtype)
     return torch.where(mask.bool(), torch.nan_to_num(x), torch.zeros_like(x)), mask
 
@@ -133,7 +158,9 @@ def find_module(model: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
-def probe(model: nn.Module, layer: nn.Module, example_inputs) -> tuple[torch.Tensor, torch.Tensor]:
+def probe(
+    model: nn.Module, layer: nn.Module, example_inputs
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` once on ``example_inputs`` and return ``(features of layer, outputs)``.
 
     Runs without gradients in eval mode (so BatchNorm statistics do not move), then
@@ -154,9 +181,13 @@ def probe(model: nn.Module, layer: nn.Module, example_inputs) -> tuple[torch.Ten
         handle.remove()
         model.train(was_training)
     if not isinstance(captured.get("features"), torch.Tensor):
-        raise ValueError("the features layer did not return a tensor on the example input")
+        raise ValueError(
+            "the features layer did not return a tensor on the example input"
+        )
     if not isinstance(outputs, torch.Tensor):
-        raise ValueError(f"the model must return a tensor; got {type(outputs).__name__}")
+        raise ValueError(
+            f"the model must return a tensor; got {type(outputs).__name__}"
+        )
     return captured["features"], outputs
 
 
@@ -178,8 +209,8 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
 
     Adaptation is per call: the loss is a mean over the batch, so a batch adapts
     as one domain (e.g. one patient's windows); call once per sample to adapt
-    each sample on its own. Random choices of an engine (masks) come from a
-    generator seeded with ``seed`` at the start of every eval call.
+    each sample on its own. Random choices of an engine (masks) come from
+    :meth:`rand`, never from the global RNG.
     """
 
     name = ""  # set by @register
@@ -187,25 +218,55 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
     def __init__(self, model: nn.Module, optimization_parameters=None, seed: int = 0):
         super().__init__()
         if not isinstance(model, nn.Module):
-            raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+            raise ValueError(
+                f"model must be a torch.nn.Module; got {type(model).__name__}"
+            )
         self.model = model
-        self.optimization_parameters = OptimizationParameters.coerce(optimization_parameters)
-        self.seed = int(seed)
-        self._generator: torch.Generator | None = None
-        self._seeded = False
+        self.optimization_parameters = OptimizationParameters.coerce(
+            optimization_parameters
+        )
+        self.seed = check_seed(seed)
+        # "train" and "adapt", made at first use
+        self._generators: dict[str, torch.Generator] = {}
+        self._adapting = False
+
+    # True for engines built as (model, layer, example_inputs, ...): they hook a features layer
+    hooks_layer = False
 
     @classmethod
-    def from_config(cls, model: nn.Module, layer: str | None = None, example_inputs=None, options: dict | None = None,
-                    *, optimization_parameters=None, seed: int = 0) -> "BaseEngine":
+    def from_config(
+        cls,
+        model: nn.Module,
+        layer: str | None = None,
+        example_inputs=None,
+        options: dict | None = None,
+        *,
+        optimization_parameters=None,
+        seed: int = 0,
+    ) -> BaseEngine:
         """Build this engine around ``model``: one signature for every registered engine.
 
         ``layer`` names the features layer an engine hooks and ``example_inputs``
         is one batch an engine may size its heads from; engines that need neither
         ignore them. ``options`` are the engine's own keyword arguments (e.g.
-        ``{"mask_ratio": 0.25}``). This default passes ``options`` to the
-        constructor; engines with a layer or a head override it.
+        ``{"mask_ratio": 0.25}``). An engine whose class sets ``hooks_layer``
+        takes ``(model, layer, example_inputs, **options)``, any other
+        ``(model, **options)``; an engine that needs more overrides this method.
         """
-        return cls(model, **dict(options or {}), optimization_parameters=optimization_parameters, seed=seed)
+        hooked = ()
+        if cls.hooks_layer:
+            if layer is None:
+                raise ValueError(
+                    f"engine {cls.name!r} hooks a features layer: pass layer= (e.g. 'encoder')"
+                )
+            hooked = (layer, example_inputs)
+        return cls(
+            model,
+            *hooked,
+            **dict(options or {}),
+            optimization_parameters=optimization_parameters,
+            seed=seed,
+        )
 
     @abc.abstractmethod
     def ttt_forward(self, inputs, target=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,22 +277,43 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
             return self.ttt_forward(inputs, target)
         return self.adapt(inputs)
 
-    # -- randomness: global RNG in training, a per-call seeded generator in eval
-    def rand(self, shape, device) -> torch.Tensor:
-        if not self._seeded:
-            return torch.rand(shape, device=device)
-        if self._generator is None or self._generator.device != torch.device(device):
-            self._generator = torch.Generator(device=device).manual_seed(self.seed)
-        return torch.rand(shape, device=device, generator=self._generator)
+    def rand(self, shape, device, *, repeat: bool = False) -> torch.Tensor:
+        """Uniform draws in ``[0, 1)`` from the engine's own generators, never from the global RNG.
+
+        In training one generator (seeded from ``seed``) runs on across calls, so
+        each step draws a new mask and a run is reproducible. In adaptation the
+        draws restart from ``seed`` at every :meth:`adapt` call, so an output
+        depends on its input only; ``repeat=True`` restarts them at every step
+        too (the same mask for each step of a call).
+        """
+        device = torch.device(device)
+        key = "adapt" if self._adapting else "train"
+        generator = self._generators.get(key)
+        moved = generator is not None and (
+            generator.device.type != device.type
+            or device.index not in (None, generator.device.index)
+        )
+        if generator is None or moved or (repeat and self._adapting):
+            seed = self.seed if self._adapting else derive_seed(self.seed, 1)
+            generator = self._generators[key] = torch_generator(seed, device)
+        return torch.rand(shape, device=device, generator=generator)
 
     def adapted_parameters(self, which: str) -> list[nn.Parameter]:
         """The model parameters that adapt: ``"all"``, ``"norm"`` or a submodule's."""
         if which == "all":
             params = list(self.model.parameters())
         elif which == "norm":
-            params = [p for m in self.model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)]
+            params = [
+                p
+                for m in self.model.modules()
+                if isinstance(m, NORM_TYPES)
+                for p in m.parameters(recurse=False)
+            ]
             if not params:
-                raise ValueError("parameters='norm' but the model has no normalisation layer with parameters")
+                raise ValueError(
+                    "parameters='norm' but the model has "
+                    "no normalisation layer with parameters"
+                )
         else:
             params = list(find_module(self.model, which).parameters())
         params = [p for p in params if p.requires_grad]
@@ -241,25 +323,34 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
 
     def adapt(self, inputs, optimization_parameters=None):
         """Adapt to ``inputs``, predict, restore the stored weights: ``(outputs, loss_ttt)``."""
-        opt = OptimizationParameters.coerce(optimization_parameters or self.optimization_parameters)
+        opt = OptimizationParameters.coerce(
+            optimization_parameters or self.optimization_parameters
+        )
         params = self.adapted_parameters(opt.parameters)
         state = {k: v.detach().clone() for k, v in self.state_dict().items()}
         grads = {p: p.grad for p in self.parameters()}
         was_training = self.training
-        self._seeded, self._generator = True, None
+        self._adapting = True
+        self._generators.pop("adapt", None)
         try:
-            self.eval()  # adaptation runs with dropout off and frozen BatchNorm statistics
+            # adaptation runs with dropout off and frozen BatchNorm statistics
+            self.eval()
             if opt.num_steps > 0:
                 if opt.optimizer == "adam":
                     optimizer = torch.optim.Adam(params, lr=opt.lr)
                 else:
-                    optimizer = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum)
+                    optimizer = torch.optim.SGD(
+                        params, lr=opt.lr, momentum=opt.momentum
+                    )
                 with torch.enable_grad():  # callers often predict under no_grad
                     for _ in range(opt.num_steps):
                         optimizer.zero_grad(set_to_none=True)
                         _, loss = self.ttt_forward(inputs)
                         if not torch.isfinite(loss):
-                            raise ValueError(f"the self-supervised loss is {loss.item()} during adaptation")
+                            raise ValueError(
+                                "the self-supervised loss is "
+                                f"{loss.item()} during adaptation"
+                            )
                         loss.backward()
                         optimizer.step()
             with torch.no_grad():
@@ -270,13 +361,19 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
                     v.copy_(state[k])
             for p, g in grads.items():
                 p.grad = g
-            self._seeded, self._generator = False, None
+            self._adapting = False
             self.train(was_training)
         return outputs.detach(), loss.detach()
 
 
-def train_step(engine: BaseEngine, optimizer: torch.optim.Optimizer, inputs, target: torch.Tensor,
-               alpha: float = 1.0, task_loss=nn.functional.mse_loss) -> tuple[float, float]:
+def train_step(
+    engine: BaseEngine,
+    optimizer: torch.optim.Optimizer,
+    inputs,
+    target: torch.Tensor,
+    alpha: float = 1.0,
+    task_loss=nn.functional.mse_loss,
+) -> tuple[float, float]:
     """One step on ``task_loss(outputs, target) + alpha * loss_ttt`` in train mode; returns both losses."""
     engine.train()
     outputs, loss_ttt = engine(inputs, target)

@@ -48,9 +48,20 @@ class IT3Engine(BaseEngine):
     ``loss_ttt = mse(f_frozen(x, f(x, 0)), f(x, 0))``.
     """
 
-    def __init__(self, model: nn.Module, features_layer_name: str, example_inputs=None, *,
-                 features_shape=None, prediction_shape=None, embed_hidden: int = 64,
-                 optimization_parameters=None, seed: int = 0):
+    hooks_layer = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        features_layer_name: str,
+        example_inputs=None,
+        *,
+        features_shape=None,
+        prediction_shape=None,
+        embed_hidden: int = 64,
+        optimization_parameters=None,
+        seed: int = 0,
+    ):
         super().__init__(model, optimization_parameters, seed)
         layer = find_module(model, features_layer_name)
         self.features_layer_name = features_layer_name
@@ -58,8 +69,11 @@ class IT3Engine(BaseEngine):
             features, outputs = probe(model, layer, example_inputs)
             features_shape, prediction_shape = features.shape[1:], outputs.shape[1:]
         elif features_shape is None or prediction_shape is None:
-            raise ValueError("IT3Engine builds its heads eagerly: pass example_inputs, or both "
-                             "features_shape and prediction_shape (per sample, without the batch dimension)")
+            raise ValueError(
+                "IT3Engine builds its heads eagerly: pass example_inputs, "
+                "or both features_shape and prediction_shape (per sample, "
+                "without the batch dimension)"
+            )
         self.features_shape = tuple(int(s) for s in features_shape)
         self.prediction_shape = tuple(int(s) for s in prediction_shape)
         self.embedder = nn.Sequential(
@@ -68,20 +82,34 @@ class IT3Engine(BaseEngine):
             nn.Linear(embed_hidden, math.prod(self.features_shape)),
         )
 
-    def _run(self, inputs, injected: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+    def _run(
+        self, inputs, injected: torch.Tensor, frozen: bool = False
+    ) -> torch.Tensor:
         """The model's output with ``embed(injected)`` added to the features layer's output."""
         layer = find_module(self.model, self.features_layer_name)
         if frozen:  # same weights, no gradient into them: the paper's frozen copy
-            embedding = functional_call(self.embedder, {n: p.detach() for n, p in self.embedder.named_parameters()},
-                                        (injected.flatten(1),))
+            embedding = functional_call(
+                self.embedder,
+                {n: p.detach() for n, p in self.embedder.named_parameters()},
+                (injected.flatten(1),),
+            )
         else:
             embedding = self.embedder(injected.flatten(1))
 
         def hook(_module, _args, output):
-            if not isinstance(output, torch.Tensor) or tuple(output.shape[1:]) != self.features_shape:
-                got = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else type(output).__name__
-                raise ValueError(f"layer {self.features_layer_name!r} gave features of shape {got}; "
-                                 f"the engine was built for {self.features_shape}")
+            if (
+                not isinstance(output, torch.Tensor)
+                or tuple(output.shape[1:]) != self.features_shape
+            ):
+                got = (
+                    tuple(output.shape[1:])
+                    if isinstance(output, torch.Tensor)
+                    else type(output).__name__
+                )
+                raise ValueError(
+                    f"layer {self.features_layer_name!r} gave features of shape {got}; "
+                    f"the engine was built for {self.features_shape}"
+                )
             return output + embedding.view(output.shape[0], *self.features_shape)
 
         handle = layer.register_forward_hook(hook)
@@ -93,24 +121,25 @@ class IT3Engine(BaseEngine):
         finally:
             handle.remove()
 
-    @classmethod
-    def from_config(cls, model, layer=None, example_inputs=None, options=None, *, optimization_parameters=None,
-                    seed=0):
-        if layer is None:
-            raise ValueError(f"engine {cls.name!r} hooks a features layer: pass layer= (e.g. 'encoder')")
-        return cls(model, layer, example_inputs, **dict(options or {}),
-                   optimization_parameters=optimization_parameters, seed=seed)
-
     def ttt_forward(self, inputs, target=None):
         batch = batch_size_of(inputs)
-        zeros = torch.zeros(batch, *self.prediction_shape, device=next(self.embedder.parameters()).device)
+        zeros = torch.zeros(
+            batch,
+            *self.prediction_shape,
+            device=next(self.embedder.parameters()).device,
+        )
         first = self._run(inputs, zeros)
         if tuple(first.shape[1:]) != self.prediction_shape:
-            raise ValueError(f"the model predicts shape {tuple(first.shape[1:])}; "
-                             f"the engine was built for {self.prediction_shape}")
+            raise ValueError(
+                f"the model predicts shape {tuple(first.shape[1:])}; "
+                f"the engine was built for {self.prediction_shape}"
+            )
         if target is not None:
             if tuple(target.shape) != tuple(first.shape):
-                raise ValueError(f"target has shape {tuple(target.shape)}; the prediction has {tuple(first.shape)}")
+                raise ValueError(
+                    f"target has shape {tuple(target.shape)}; "
+                    f"the prediction has {tuple(first.shape)}"
+                )
             second = self._run(inputs, torch.nan_to_num(target))
             return first, masked_mse(second, target)
         second = self._run(inputs, first, frozen=True)

@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from ..config import probability
 from .base import BaseEngine, find_module, probe, replace_inputs, split_inputs
 from .registry import register
 
@@ -30,22 +31,38 @@ class MaskedReconstructionEngine(BaseEngine):
     ``features_shape`` and ``input_shape`` (per sample).
     """
 
-    def __init__(self, model: nn.Module, features_layer_name: str, example_inputs=None, *,
-                 features_shape=None, input_shape=None, mask_ratio: float = 0.25, head_hidden: int = 64,
-                 optimization_parameters=None, seed: int = 0):
+    hooks_layer = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        features_layer_name: str,
+        example_inputs=None,
+        *,
+        features_shape=None,
+        input_shape=None,
+        mask_ratio: float = 0.25,
+        head_hidden: int = 64,
+        optimization_parameters=None,
+        seed: int = 0,
+    ):
         super().__init__(model, optimization_parameters, seed)
         find_module(model, features_layer_name)
-        if not 0.0 < mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1); got {mask_ratio}")
         self.features_layer_name = features_layer_name
-        self.mask_ratio = float(mask_ratio)
+        self.mask_ratio = mask_ratio
+        probability(self, "mask_ratio")
         if example_inputs is not None:
-            features, _ = probe(model, find_module(model, features_layer_name), example_inputs)
+            features, _ = probe(
+                model, find_module(model, features_layer_name), example_inputs
+            )
             features_shape = features.shape[1:]
             input_shape = split_inputs(example_inputs)[0].shape[1:]
         elif features_shape is None or input_shape is None:
-            raise ValueError("MaskedReconstructionEngine builds its head eagerly: pass example_inputs, "
-                             "or both features_shape and input_shape (per sample, without the batch dimension)")
+            raise ValueError(
+                "MaskedReconstructionEngine builds its head eagerly: "
+                "pass example_inputs, or both features_shape and "
+                "input_shape (per sample, without the batch dimension)"
+            )
         self.features_shape = tuple(int(s) for s in features_shape)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.head = nn.Sequential(
@@ -61,29 +78,29 @@ class MaskedReconstructionEngine(BaseEngine):
         def hook(_module, _args, output):
             captured["features"] = output
 
-        handle = find_module(self.model, self.features_layer_name).register_forward_hook(hook)
+        handle = find_module(
+            self.model, self.features_layer_name
+        ).register_forward_hook(hook)
         try:
             self.model(inputs)
         finally:
             handle.remove()
         features = captured["features"]
         if tuple(features.shape[1:]) != self.features_shape:
-            raise ValueError(f"layer {self.features_layer_name!r} gave features of shape {tuple(features.shape[1:])}; "
-                             f"the engine was built for {self.features_shape}")
+            raise ValueError(
+                f"layer {self.features_layer_name!r} gave "
+                f"features of shape {tuple(features.shape[1:])}; "
+                f"the engine was built for {self.features_shape}"
+            )
         return features
-
-    @classmethod
-    def from_config(cls, model, layer=None, example_inputs=None, options=None, *, optimization_parameters=None,
-                    seed=0):
-        if layer is None:
-            raise ValueError(f"engine {cls.name!r} hooks a features layer: pass layer= (e.g. 'encoder')")
-        return cls(model, layer, example_inputs, **dict(options or {}),
-                   optimization_parameters=optimization_parameters, seed=seed)
 
     def ttt_forward(self, inputs, target=None):
         x, mask = split_inputs(inputs)
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"inputs have shape {tuple(x.shape[1:])} per sample; the engine was built for {self.input_shape}")
+            raise ValueError(
+                f"inputs have shape {tuple(x.shape[1:])} per sample; "
+                f"the engine was built for {self.input_shape}"
+            )
         outputs = self.model(inputs)
         hide = (self.rand(x.shape, x.device) < self.mask_ratio) & mask.bool()
         keep = (~hide).to(x.dtype)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import probability
 from .base import BaseEngine, replace_inputs, split_inputs
 from .registry import register
 
@@ -32,35 +33,54 @@ class SelfReconstructionEngine(BaseEngine):
     the loss before and after the steps is measured on the same entries.
     """
 
-    def __init__(self, model: nn.Module, mask_ratio: float = 0.2, output_key: str = "reconstruction",
-                 optimization_parameters=None, seed: int = 0):
+    def __init__(
+        self,
+        model: nn.Module,
+        mask_ratio: float = 0.2,
+        output_key: str = "reconstruction",
+        optimization_parameters=None,
+        seed: int = 0,
+    ):
         super().__init__(model, optimization_parameters, seed)
-        if not 0.0 < mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1); got {mask_ratio}")
-        self.mask_ratio = float(mask_ratio)
+        self.mask_ratio = mask_ratio
+        probability(self, "mask_ratio")
         self.output_key = output_key
 
     def reconstruct(self, inputs) -> torch.Tensor:
         outputs = self.model(inputs)
         if isinstance(outputs, dict):
             if self.output_key not in outputs:
-                raise ValueError(f"the model returned keys {sorted(outputs)}; expected {self.output_key!r}")
+                raise ValueError(
+                    f"the model returned keys {sorted(outputs)}; "
+                    f"expected {self.output_key!r}"
+                )
             outputs = outputs[self.output_key]
         if not isinstance(outputs, torch.Tensor):
-            raise ValueError(f"the model must return a tensor or a dict of tensors; got {type(outputs).__name__}")
+            raise ValueError(
+                "the model must return a tensor or a dict "
+                f"of tensors; got {type(outputs).__name__}"
+            )
         return outputs
 
     def ttt_forward(self, inputs, target=None):
         x, mask = split_inputs(inputs)
-        if not self.training:
-            self._generator = None  # adaptation: the same hidden entries at every step of a call
-        hide = (self.rand(x.shape, x.device) < self.mask_ratio) & mask.bool()
+        # repeat: in adaptation the same entries are hidden at every step of a call
+        hide = (
+            self.rand(x.shape, x.device, repeat=True) < self.mask_ratio
+        ) & mask.bool()
         keep = (~hide).to(x.dtype)
         reconstruction = self.reconstruct(replace_inputs(inputs, x * keep, mask * keep))
         if reconstruction.shape != x.shape:
-            raise ValueError(f"the reconstruction has shape {tuple(reconstruction.shape)}; the input {tuple(x.shape)}")
+            raise ValueError(
+                "self_reconstruction needs a model that returns a "
+                f"reconstruction of its input {tuple(x.shape)}; this model "
+                f"returns {tuple(reconstruction.shape)} (a forecaster? its "
+                "output is the future, not the input: use an engine made for "
+                "forecasters, such as 'tail_forecast', 'it3' or 'masked')"
+            )
         loss = ((reconstruction - x).pow(2) * hide).sum() / hide.sum().clamp_min(1)
         if self.training:
             return self.reconstruct(inputs), loss
-        with torch.no_grad():  # in eval mode only the loss is differentiated (adaptation)
+        # in eval mode only the loss is differentiated (adaptation)
+        with torch.no_grad():
             return self.reconstruct(inputs), loss

@@ -9,10 +9,25 @@ from .references import references
 from .style import use_book_style
 from .tables import format_mean_std, mean_std, summarize
 
-_RUNNER = ("check_parameters", "execute", "load_profile", "notebook_parameters", "run_notebooks")
+_RUNNER = (
+    "check_parameters",
+    "execute",
+    "load_profile",
+    "notebook_parameters",
+    "run_notebooks",
+)
 
-__all__ = ["Chapter", "format_mean_std", "git_commit", "mean_std", "references", "results_dir", "summarize",
-           "use_book_style", *_RUNNER]
+__all__ = [
+    "Chapter",
+    "format_mean_std",
+    "git_commit",
+    "mean_std",
+    "references",
+    "results_dir",
+    "summarize",
+    "use_book_style",
+    *_RUNNER,
+]
 
 
 def __getattr__(name):

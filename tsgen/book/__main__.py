@@ -2,10 +2,13 @@
 
 Examples::
 
-    python -m tsgen.book                                  # every chapter, default profile, into book/chapters
+    # every chapter, default profile, into book/chapters
+    python -m tsgen.book
     python -m tsgen.book 01_data -p n_sines 2000 -p seed 3
-    python -m tsgen.book --profile gpu                   # paper-scale overrides from book/profiles/gpu.yaml
-    python -m tsgen.book --in-place                      # refresh notebooks/ (nbval's reference outputs)
+    # paper-scale overrides from book/profiles/gpu.yaml
+    python -m tsgen.book --profile gpu
+    # refresh notebooks/ (nbval's reference outputs)
+    python -m tsgen.book --in-place
 """
 
 from __future__ import annotations
@@ -19,15 +22,37 @@ from .runner import run_notebooks
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tsgen.book", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("chapters", nargs="*", help="chapter names (e.g. 01_data); all when omitted")
-    parser.add_argument("--profile", default="default", help="book/profiles/<name>.yaml overrides (default: none)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        help="override one parameter; VALUE is read as YAML (3, 0.5, cuda, [0.3, 0.5])")
+    parser = argparse.ArgumentParser(
+        prog="python -m tsgen.book",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "chapters", nargs="*", help="chapter names (e.g. 01_data); all when omitted"
+    )
+    parser.add_argument(
+        "--profile",
+        default="default",
+        help="book/profiles/<name>.yaml overrides (default: none)",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override one parameter; VALUE is read as YAML (3, 0.5, cuda, [0.3, 0.5])",
+    )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--output-dir", default="book/chapters", help="where executed chapters go")
-    where.add_argument("--in-place", action="store_true", help="overwrite notebooks/ with the executed copies")
+    where.add_argument(
+        "--output-dir", default="book/chapters", help="where executed chapters go"
+    )
+    where.add_argument(
+        "--in-place",
+        action="store_true",
+        help="overwrite notebooks/ with the executed copies",
+    )
     parser.add_argument("--notebooks-dir", default="notebooks")
     return parser.parse_args(argv)
 
@@ -46,7 +71,10 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"[tsgen.book] {len(times)} chapter(s) in {sum(times.values()):.1f} s", flush=True)
+    print(
+        f"[tsgen.book] {len(times)} chapter(s) in {sum(times.values()):.1f} s",
+        flush=True,
+    )
     return 0
 
 

@@ -42,10 +42,18 @@ def git_commit() -> str:
     """The commit of the tsgen checkout, with ``-dirty`` if tracked files changed; ``unknown`` outside git."""
     repo = Path(tsgen.__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty else "")
@@ -63,23 +71,33 @@ class Chapter:
 
     parameters: dict
     device: str
-    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    started: dt.datetime = field(
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc)
+    )
     _clock: float = field(default_factory=time.perf_counter, repr=False)
 
     @classmethod
-    def begin(cls, namespace: dict) -> "Chapter":
-        """Collect the parameters from the notebook's ``globals()``, seed, resolve the device."""
+    def begin(cls, namespace: dict) -> Chapter:
+        """Collect the parameters from the notebook's ``globals()``; resolve the device.
+
+        Modules, callables, private names and UPPER_CASE constants (what the
+        setup cell imports) are not parameters.
+        """
         parameters = {
             name: value
             for name, value in namespace.items()
             if not name.startswith("_")
+            and not name.isupper()
             and name not in _KERNEL_NAMES
             and not inspect.ismodule(value)
             and not callable(value)
         }
         missing = [name for name in REQUIRED if name not in parameters]
         if missing:
-            raise ValueError(f"the parameters cell must define {missing} (every chapter has seed and device)")
+            raise ValueError(
+                f"the parameters cell must define {missing} "
+                "(every chapter has seed and device)"
+            )
         check_seed(parameters["seed"])
         threads = parameters.get("torch_threads", 0)
         if threads:
@@ -87,7 +105,9 @@ class Chapter:
 
             torch.set_num_threads(int(threads))
         use_book_style()
-        return cls(parameters=parameters, device=resolve_device(str(parameters["device"])))
+        return cls(
+            parameters=parameters, device=resolve_device(str(parameters["device"]))
+        )
 
     @property
     def seed(self) -> int:
@@ -122,17 +142,26 @@ class Chapter:
         so the results chapter can say where each row came from.
         """
         if hasattr(rows, "to_dict"):
-            rows = rows.reset_index().to_dict("records") if _has_named_index(rows) else rows.to_dict("records")
+            rows = (
+                rows.reset_index().to_dict("records")
+                if _has_named_index(rows)
+                else rows.to_dict("records")
+            )
         rows = [{str(k): _plain(v) for k, v in dict(row).items()} for row in rows]
         if not rows:
             raise ValueError("save_results needs at least one row")
-        record = {"chapter": name, "profile": self.profile, "notes": notes,
-                  "provenance": self.provenance_table(), "rows": rows}
+        record = {
+            "chapter": name,
+            "profile": self.profile,
+            "notes": notes,
+            "provenance": self.provenance_table(),
+            "rows": rows,
+        }
         path = results_dir() / f"{name}.{self.profile}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
 
-    def provenance(self) -> "Provenance":
+    def provenance(self) -> Provenance:
         """How this chapter was produced; shows as a table in the notebook and the book."""
         return Provenance(self.provenance_table())
 
@@ -147,14 +176,21 @@ def _plain(value):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None if value != value else str(value)
-    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+    return (
+        value
+        if isinstance(value, (int, float, str, bool)) or value is None
+        else str(value)
+    )
 
 
 class Provenance(dict):
     """A provenance table: HTML in a notebook, aligned text anywhere else."""
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self.items())
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in self.items()
+        )
         return f'<table class="provenance"><caption>Provenance</caption>{rows}</table>'
 
     def __repr__(self) -> str:

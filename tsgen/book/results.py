@@ -29,6 +29,7 @@ SYSTEMS = {
     "09_metrics": "Generation metrics",
 }
 
+
 def load_results(directory: str | Path | None = None) -> dict[tuple[str, str], dict]:
     """Every results file in ``directory`` (default :func:`results_dir`), keyed by ``(chapter, profile)``."""
     directory = Path(directory) if directory is not None else results_dir()
@@ -37,7 +38,9 @@ def load_results(directory: str | Path | None = None) -> dict[tuple[str, str], d
         record = json.loads(path.read_text())
         missing = {"chapter", "profile", "rows", "provenance"} - set(record)
         if missing:
-            raise ValueError(f"{path} is not a results file: it lacks {sorted(missing)}")
+            raise ValueError(
+                f"{path} is not a results file: it lacks {sorted(missing)}"
+            )
         records[record["chapter"], record["profile"]] = record
     return records
 
@@ -45,9 +48,16 @@ def load_results(directory: str | Path | None = None) -> dict[tuple[str, str], d
 def provenance_row(record: dict) -> dict:
     """Where a results file came from, in one line of a table."""
     p = record["provenance"]
-    return {"chapter": record["chapter"], "profile": record["profile"], "system": SYSTEMS.get(record["chapter"], "other"),
-            "device": p.get("device"), "commit": p.get("git commit"), "date (UTC)": p.get("started (UTC)"),
-            "rows": len(record["rows"]), "notes": record.get("notes", "")}
+    return {
+        "chapter": record["chapter"],
+        "profile": record["profile"],
+        "system": SYSTEMS.get(record["chapter"], "other"),
+        "device": p.get("device"),
+        "commit": p.get("git commit"),
+        "date (UTC)": p.get("started (UTC)"),
+        "rows": len(record["rows"]),
+        "notes": record.get("notes", ""),
+    }
 
 
 def rows_frame(record: dict) -> pd.DataFrame:

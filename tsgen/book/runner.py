@@ -38,7 +38,9 @@ def check_parameters(notebook: str | Path, parameters: dict) -> None:
         )
 
 
-def load_profile(profile: str, profiles_dir: str | Path = PROFILES_DIR) -> dict[str, dict]:
+def load_profile(
+    profile: str, profiles_dir: str | Path = PROFILES_DIR
+) -> dict[str, dict]:
     """Per-notebook overrides from ``<profiles_dir>/<profile>.yaml`` (``{stem: {name: value}}``).
 
     The ``default`` profile needs no file: it is every notebook's own defaults.
@@ -48,9 +50,14 @@ def load_profile(profile: str, profiles_dir: str | Path = PROFILES_DIR) -> dict[
         if profile == "default":
             return {}
         known = sorted(p.stem for p in Path(profiles_dir).glob("*.yaml"))
-        raise ValueError(f"unknown profile {profile!r}: {path} does not exist; known profiles: {known}")
+        raise ValueError(
+            f"unknown profile {profile!r}: {path} "
+            f"does not exist; known profiles: {known}"
+        )
     overrides = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+    if not isinstance(overrides, dict) or not all(
+        isinstance(v, dict) for v in overrides.values()
+    ):
         raise ValueError(f"{path} must map notebook names to parameter mappings")
     return overrides
 
@@ -69,7 +76,8 @@ def execute(
     """
     parameters = dict(parameters or {})
     check_parameters(notebook, parameters)
-    if RESULTS_ENV in os.environ:  # the kernel runs in the notebook's folder: pin a relative path first
+    # the kernel runs in the notebook's folder: pin a relative path first
+    if RESULTS_ENV in os.environ:
         os.environ[RESULTS_ENV] = str(Path(os.environ[RESULTS_ENV]).resolve())
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -102,21 +110,33 @@ def run_notebooks(
     available = {p.stem: p for p in sorted(Path(notebooks_dir).glob("*.ipynb"))}
     wanted = [Path(n).stem for n in names] if names else list(available)
     overrides = load_profile(profile, profiles_dir)
-    for label, stems in (("unknown chapter(s)", wanted), (f"profile {profile!r} names unknown chapter(s)", overrides)):
+    for label, stems in (
+        ("unknown chapter(s)", wanted),
+        (f"profile {profile!r} names unknown chapter(s)", overrides),
+    ):
         missing = sorted(set(stems) - set(available))
         if missing:
-            raise ValueError(f"{label}: {missing}; chapters in {notebooks_dir}: {sorted(available)}")
+            raise ValueError(
+                f"{label}: {missing}; chapters in {notebooks_dir}: {sorted(available)}"
+            )
     plan = []
     for stem in wanted:
         params = {**overrides.get(stem, {}), **(extra or {})}
         check_parameters(available[stem], params)
         plan.append((available[stem], params))
     times = {}
-    os.environ[PROFILE_ENV] = profile  # inherited by the kernels: chapters label their results with it
+    # inherited by the kernels: chapters label their results with it
+    os.environ[PROFILE_ENV] = profile
     for notebook, params in plan:
         output = notebook if output_dir is None else Path(output_dir) / notebook.name
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
-        print(f"[tsgen.book] {notebook} -> {output} ({profile} profile: {shown})", flush=True)
+        print(
+            f"[tsgen.book] {notebook} -> {output} ({profile} profile: {shown})",
+            flush=True,
+        )
         times[notebook.stem] = execute(notebook, output, params)
-        print(f"[tsgen.book] {notebook.stem} done in {times[notebook.stem]:.1f} s", flush=True)
+        print(
+            f"[tsgen.book] {notebook.stem} done in {times[notebook.stem]:.1f} s",
+            flush=True,
+        )
     return times

@@ -25,7 +25,9 @@ def format_mean_std(mean, std, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def summarize(frame: pd.DataFrame, by, columns, digits: int | None = None) -> pd.DataFrame:
+def summarize(
+    frame: pd.DataFrame, by, columns, digits: int | None = None
+) -> pd.DataFrame:
     """Group ``frame`` (one row per repetition) by ``by`` and give each column's mean and std.
 
     Returns the numeric table (columns ``"<col> mean"``, ``"<col> std"``) when
@@ -37,5 +39,7 @@ def summarize(frame: pd.DataFrame, by, columns, digits: int | None = None) -> pd
     if digits is not None:
         return grouped.agg(lambda v: mean_std(v, digits)).reset_index()
     stats = grouped.agg(["mean", lambda v: v.std(ddof=1) if v.count() > 1 else 0.0])
-    stats.columns = [f"{col} {'mean' if stat == 'mean' else 'std'}" for col, stat in stats.columns]
+    stats.columns = [
+        f"{col} {'mean' if stat == 'mean' else 'std'}" for col, stat in stats.columns
+    ]
     return stats.reset_index()

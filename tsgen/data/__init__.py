@@ -7,9 +7,10 @@ and 5-minute step.
 """
 
 from . import glucose
-from .missing import PATTERNS, add_missingness, missing_rate
+from .missing import PATTERNS, add_missingness, missing_rate, missingness_by_pattern
 from .scaling import MinMaxScaler
 from .sines import make_sines
+from .summary import missingness_summary, window_summary
 from .timegan import DATASETS as TIMEGAN_DATASETS
 from .timegan import data_dir, fetch_timegan_csv, load_timegan, timegan_windows
 from .windows import sliding_windows, split_by_time, windowed_splits
@@ -25,8 +26,11 @@ __all__ = [
     "load_timegan",
     "make_sines",
     "missing_rate",
+    "missingness_by_pattern",
+    "missingness_summary",
     "sliding_windows",
     "split_by_time",
     "timegan_windows",
+    "window_summary",
     "windowed_splits",
 ]

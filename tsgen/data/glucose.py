@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import collections
 import logging
-import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from ..runtime import progress as progress_bar
+from ..runtime import quiet
 from .timegan import data_dir
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,13 @@ INSULIN_PEAK_MIN = 75.0
 INSULIN_DURATION_MIN = 360.0
 CARB_ABSORPTION_MIN = 180.0
 
+# What importing simglucose says about its dependency
+# gym 0.9.4: nothing about the simulation itself.
+SIMGLUCOSE_IMPORT_WARNINGS = [
+    (UserWarning, "pkg_resources is deprecated as an API"),
+    (DeprecationWarning, "distutils Version classes are deprecated"),
+]
+
 
 def patient_names(group: str | None = None) -> list[str]:
     """The simglucose virtual patients, e.g. ``adult#001``; ``group`` picks one age group."""
@@ -62,7 +69,11 @@ def patient_names(group: str | None = None) -> list[str]:
     return [f"{g}#{i:03d}" for g in groups for i in range(1, 11)]
 
 
-def insulin_remaining(t_min: np.ndarray, peak: float = INSULIN_PEAK_MIN, duration: float = INSULIN_DURATION_MIN) -> np.ndarray:
+def insulin_remaining(
+    t_min: np.ndarray,
+    peak: float = INSULIN_PEAK_MIN,
+    duration: float = INSULIN_DURATION_MIN,
+) -> np.ndarray:
     """Fraction of an insulin dose still active ``t_min`` minutes after it was given.
 
     The exponential insulin model (LoopKit; Loop issue #388): activity rises to
@@ -73,10 +84,14 @@ def insulin_remaining(t_min: np.ndarray, peak: float = INSULIN_PEAK_MIN, duratio
     tau = peak * (1 - peak / duration) / (1 - 2 * peak / duration)
     a = 2 * tau / duration
     s = 1 / (1 - a + (1 + a) * np.exp(-duration / tau))
-    return 1 - s * (1 - a) * ((t**2 / (tau * duration * (1 - a)) - t / tau - 1) * np.exp(-t / tau) + 1)
+    return 1 - s * (1 - a) * (
+        (t**2 / (tau * duration * (1 - a)) - t / tau - 1) * np.exp(-t / tau) + 1
+    )
 
 
-def carbs_remaining(t_min: np.ndarray, absorption: float = CARB_ABSORPTION_MIN) -> np.ndarray:
+def carbs_remaining(
+    t_min: np.ndarray, absorption: float = CARB_ABSORPTION_MIN
+) -> np.ndarray:
     """Fraction of a meal not yet absorbed ``t_min`` minutes after it: linear over ``absorption`` minutes."""
     return np.clip(1 - np.asarray(t_min, dtype=float) / absorption, 0.0, 1.0)
 
@@ -94,14 +109,17 @@ def _kernel(fn, span_min: float) -> np.ndarray:
 def _fast_params(params: pd.Series):
     """The patient's parameters as a namedtuple: simglucose's ODE reads them once per
     simulated minute, and pandas attribute access makes that 5x slower (same numbers)."""
-    fields = collections.namedtuple("PatientParams", [str(c).replace(" ", "_") for c in params.index])
+    fields = collections.namedtuple(
+        "PatientParams", [str(c).replace(" ", "_") for c in params.index]
+    )
     return fields(*params.to_numpy())
 
 
-def simulate_patient(name: str, days: float = 2.0, seed: int = 0, start: str = "2024-01-01") -> pd.DataFrame:
+def simulate_patient(
+    name: str, days: float = 2.0, seed: int = 0, start: str = "2024-01-01"
+) -> pd.DataFrame:
     """Simulate one virtual patient for ``days`` days from midnight of ``start``; cohort format."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pkg_resources / gym deprecation warnings on import
+    with quiet(warnings_=SIMGLUCOSE_IMPORT_WARNINGS):
         from simglucose.actuator.pump import InsulinPump
         from simglucose.controller.basal_bolus_ctrller import BBController
         from simglucose.patient.t1dpatient import T1DPatient
@@ -110,19 +128,31 @@ def simulate_patient(name: str, days: float = 2.0, seed: int = 0, start: str = "
         from simglucose.simulation.scenario_gen import RandomScenario
 
     if name not in patient_names():
-        raise ValueError(f"unknown virtual patient {name!r}; see tsgen.data.glucose.patient_names()")
+        raise ValueError(
+            f"unknown virtual patient {name!r}; see tsgen.data.glucose.patient_names()"
+        )
     if days <= 0:
         raise ValueError(f"days must be positive; got {days}")
-    # Separate, reproducible streams for meals and sensor noise, independent of the rest of the cohort.
-    meal_seed, noise_seed = np.random.SeedSequence([seed, patient_names().index(name)]).generate_state(2)
+    # Separate, reproducible streams for meals and sensor
+    # noise, independent of the rest of the cohort.
+    meal_seed, noise_seed = np.random.SeedSequence(
+        [seed, patient_names().index(name)]
+    ).generate_state(2)
     t0 = datetime.combine(pd.Timestamp(start).date(), datetime.min.time())
     patient = T1DPatient.withName(name)
     patient._params = _fast_params(patient._params)
     pump = InsulinPump.withName("Insulet")
-    env = T1DSimEnv(patient, CGMSensor.withName("GuardianRT", seed=int(noise_seed)), pump,
-                    RandomScenario(start_time=t0, seed=int(meal_seed)))
+    env = T1DSimEnv(
+        patient,
+        CGMSensor.withName("GuardianRT", seed=int(noise_seed)),
+        pump,
+        RandomScenario(start_time=t0, seed=int(meal_seed)),
+    )
     controller = BBController()
-    obs, info = Observation(CGM=env.CGM_hist[0]), {"sample_time": env.sample_time, "patient_name": name, "meal": 0}
+    obs, info = (
+        Observation(CGM=env.CGM_hist[0]),
+        {"sample_time": env.sample_time, "patient_name": name, "meal": 0},
+    )
     basal = []
     while env.time < t0 + timedelta(days=days):
         action = controller.policy(obs, 0, False, **info)
@@ -131,18 +161,21 @@ def simulate_patient(name: str, days: float = 2.0, seed: int = 0, start: str = "
     hist = env.show_history()
     n = len(hist) - 1  # the last reading has no action after it
     step = env.sample_time
-    dose = hist["insulin"].to_numpy()[:n] * step  # U/min averaged over the step -> U per step
+    # U/min averaged over the step -> U per step
+    dose = hist["insulin"].to_numpy()[:n] * step
     carbs = hist["CHO"].to_numpy()[:n] * step
     net = dose - np.asarray(basal[:n]) * step
-    return pd.DataFrame({
-        "datetime": hist.index[:n],
-        "p_num": name,
-        "bg_mM": hist["CGM"].to_numpy()[:n] / MGDL_PER_MMOL,
-        "iob": on_board(net, _kernel(insulin_remaining, INSULIN_DURATION_MIN)),
-        "cob": on_board(carbs, _kernel(carbs_remaining, CARB_ABSORPTION_MIN)),
-        "dose_units": dose,
-        "carbs": carbs,
-    })
+    return pd.DataFrame(
+        {
+            "datetime": hist.index[:n],
+            "p_num": name,
+            "bg_mM": hist["CGM"].to_numpy()[:n] / MGDL_PER_MMOL,
+            "iob": on_board(net, _kernel(insulin_remaining, INSULIN_DURATION_MIN)),
+            "cob": on_board(carbs, _kernel(carbs_remaining, CARB_ABSORPTION_MIN)),
+            "dose_units": dose,
+            "carbs": carbs,
+        }
+    )
 
 
 def simulate_cohort(
@@ -152,7 +185,7 @@ def simulate_cohort(
     start: str = "2024-01-01",
     cache: bool = True,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Simulate (or load from the cache) a virtual cohort in the cohort format.
 
@@ -167,8 +200,10 @@ def simulate_cohort(
         raise ValueError("patients is empty")
     folder = Path(cache_dir or data_dir()) / "glucose" / f"sim-{CACHE_VERSION}"
     frames = []
-    for name in tqdm(names, desc="simulating patients", disable=not progress, mininterval=5):
-        path = folder / f"{name.replace('#', '_')}_days{days:g}_seed{seed}_{pd.Timestamp(start).date()}.csv"
+    for name in progress_bar(names, enabled=progress, desc="simulating patients"):
+        stem = name.replace("#", "_")
+        day = pd.Timestamp(start).date()
+        path = folder / f"{stem}_days{days:g}_seed{seed}_{day}.csv"
         if cache and path.exists():
             frame = pd.read_csv(path, parse_dates=["datetime"])
         else:
@@ -192,13 +227,18 @@ _GLUCOSE_NAMES = ("gl", "glucose", "bg", "cgm", "glucose_value", "sgv")
 def _pick(columns, wanted, given, what):
     if given is not None:
         if given not in columns:
-            raise ValueError(f"{what} column {given!r} is not in the file; columns: {list(columns)}")
+            raise ValueError(
+                f"{what} column {given!r} is not in the file; columns: {list(columns)}"
+            )
         return given
     lower = {str(c).lower(): c for c in columns}
     for name in wanted:
         if name in lower:
             return lower[name]
-    raise ValueError(f"cannot find a {what} column (tried {list(wanted)}); columns: {list(columns)}; pass it by name")
+    raise ValueError(
+        f"cannot find a {what} column (tried {list(wanted)}); "
+        f"columns: {list(columns)}; pass it by name"
+    )
 
 
 def load_cgm_csv(
@@ -222,9 +262,11 @@ def load_cgm_csv(
     times = _pick(raw.columns, _TIME_NAMES, time_col, "time")
     glucose = _pick(raw.columns, _GLUCOSE_NAMES, glucose_col, "glucose")
     bg = pd.to_numeric(raw[glucose], errors="coerce").to_numpy(dtype=float)
-    frame = pd.DataFrame({
-        "datetime": pd.to_datetime(raw[times]),
-        "p_num": raw[ids].astype(str),
-        "bg_mM": bg / MGDL_PER_MMOL if units == "mg/dL" else bg,
-    })
+    frame = pd.DataFrame(
+        {
+            "datetime": pd.to_datetime(raw[times]),
+            "p_num": raw[ids].astype(str),
+            "bg_mM": bg / MGDL_PER_MMOL if units == "mg/dL" else bg,
+        }
+    )
     return frame.sort_values(["p_num", "datetime"], ignore_index=True)

@@ -19,32 +19,18 @@ fraction is within ``RATE_TOLERANCE`` of ``rate``.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-
 import numpy as np
 import pygrinder
 
+from ..runtime import check_seed, numpy_rng, quiet, seeded
 from .validation import as_float_array, check_rate
 
 PATTERNS = ("point", "timestep", "sequence", "block")
 RATE_TOLERANCE = 0.01
 _MAX_TOP_UPS = 50
-
-
-@contextlib.contextmanager
-def _numpy_global_seed(seed: int | None):
-    """pygrinder draws from NumPy's global RNG: seed it here, then put it back."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    tsdb_logger = logging.getLogger("TSDB running log")  # pygrinder warns "hit_rate > 1" per call
-    level = tsdb_logger.level
-    tsdb_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-        tsdb_logger.setLevel(level)
+# pygrinder logs "hit_rate > 1" through TSDB's
+# logger whenever a top-up asks for many runs
+_PYGRINDER_LOGGER = "TSDB running log"
 
 
 def _removed_fraction(x_ori: np.ndarray, x: np.ndarray) -> float:
@@ -77,7 +63,7 @@ def add_missingness(
     X,
     pattern: str = "point",
     rate: float = 0.3,
-    seed: int | None = 0,
+    seed: int = 0,
     seq_len: int = 4,
     block_len: int = 4,
     block_width: int = 2,
@@ -88,30 +74,48 @@ def add_missingness(
     (the input, with its own NaN if it had any), ``missing_mask`` (1 where ``X``
     is observed) and ``indicating_mask`` (1 where a value was removed here, so
     it can be used to score an imputation).
+
+    pygrinder draws from NumPy's global generator: it runs inside
+    :func:`tsgen.runtime.seeded`, so the caller's global state is left as it was.
     """
     x_ori = as_float_array(X, "X", ndim=3)
+    seed = check_seed(seed)
     rate = check_rate(rate)
     if pattern not in PATTERNS:
-        raise ValueError(f"unknown missingness pattern {pattern!r}; choose one of {PATTERNS}")
+        raise ValueError(
+            f"unknown missingness pattern {pattern!r}; choose one of {PATTERNS}"
+        )
     n, length, n_features = x_ori.shape
     if pattern == "sequence" and not 1 <= seq_len <= length:
-        raise ValueError(f"seq_len must be in [1, {length}] (the window length); got {seq_len}")
+        raise ValueError(
+            f"seq_len must be in [1, {length}] (the window length); got {seq_len}"
+        )
     if pattern == "block":
         if not 1 <= block_len <= length:
-            raise ValueError(f"block_len must be in [1, {length}] (the window length); got {block_len}")
+            raise ValueError(
+                f"block_len must be in [1, {length}] "
+                f"(the window length); got {block_len}"
+            )
         if not 1 <= block_width <= n_features:
-            raise ValueError(f"block_width must be in [1, {n_features}] (the number of features); got {block_width}")
+            raise ValueError(
+                f"block_width must be in [1, {n_features}] "
+                f"(the number of features); got {block_width}"
+            )
 
     if rate == 0.0:
         x = x_ori.copy()
     elif pattern == "timestep":
-        x = _mask_timestep(x_ori, rate, np.random.default_rng(seed))
+        x = _mask_timestep(x_ori, rate, numpy_rng(seed))
     else:
-        with _numpy_global_seed(seed):
+        with seeded(seed), quiet(loggers=[_PYGRINDER_LOGGER]):
             if pattern == "point":
                 x = pygrinder.mcar(x_ori, rate)
             elif pattern == "sequence":
-                x = _top_up(x_ori, rate, lambda x, gap: pygrinder.seq_missing(x, gap, int(seq_len)))
+                x = _top_up(
+                    x_ori,
+                    rate,
+                    lambda x, gap: pygrinder.seq_missing(x, gap, int(seq_len)),
+                )
             else:
                 # pygrinder starts blocks at (features - width + 1) positions, each
                 # covering `factor` of the entries: divide so `gap` is the fraction
@@ -119,17 +123,33 @@ def add_missingness(
                 x = _top_up(
                     x_ori,
                     rate,
-                    lambda x, gap: pygrinder.block_missing(x, gap / starts, int(block_len), int(block_width)),
+                    lambda x, gap: pygrinder.block_missing(
+                        x, gap / starts, int(block_len), int(block_width)
+                    ),
                 )
 
     missing_mask = (~np.isnan(x)).astype(np.float32)
     indicating_mask = (np.isnan(x) & ~np.isnan(x_ori)).astype(np.float32)
     if (missing_mask.sum(axis=(1, 2)) == 0).any():
         raise ValueError(
-            f"pattern {pattern!r} at rate {rate} removed every value of at least one window; "
-            "lower the rate or use longer windows"
+            f"pattern {pattern!r} at rate {rate} removed every value of "
+            "at least one window; lower the rate or use longer windows"
         )
-    return {"X": x, "X_ori": x_ori, "missing_mask": missing_mask, "indicating_mask": indicating_mask}
+    return {
+        "X": x,
+        "X_ori": x_ori,
+        "missing_mask": missing_mask,
+        "indicating_mask": indicating_mask,
+    }
+
+
+def missingness_by_pattern(
+    x, rate: float, seed: int = 0, patterns: tuple[str, ...] = PATTERNS
+) -> dict[str, dict]:
+    """:func:`add_missingness` of ``x`` with each pattern at one ``rate`` (one seed for all)."""
+    return {
+        pattern: add_missingness(x, pattern, rate, seed=seed) for pattern in patterns
+    }
 
 
 def missing_rate(x) -> float:

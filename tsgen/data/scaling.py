@@ -23,12 +23,15 @@ class MinMaxScaler:
     min_: np.ndarray | None = None
     max_: np.ndarray | None = None
 
-    def fit(self, x) -> "MinMaxScaler":
+    def fit(self, x) -> MinMaxScaler:
         arr = as_float_array(x, "x", ndim=(1, 2, 3))
         flat = arr.reshape(-1, arr.shape[-1])
         unseen = np.isnan(flat).all(axis=0)
         if unseen.any():
-            raise ValueError(f"feature(s) {np.flatnonzero(unseen).tolist()} have no observed value to fit on")
+            raise ValueError(
+                f"feature(s) {np.flatnonzero(unseen).tolist()} "
+                "have no observed value to fit on"
+            )
         self.min_ = np.nanmin(flat, axis=0)
         self.max_ = np.nanmax(flat, axis=0)
         return self
@@ -37,7 +40,10 @@ class MinMaxScaler:
         if self.min_ is None:
             raise RuntimeError("MinMaxScaler is not fitted: call fit() first")
         if arr.shape[-1] != self.min_.shape[0]:
-            raise ValueError(f"expected {self.min_.shape[0]} features (last axis); got shape {arr.shape}")
+            raise ValueError(
+                f"expected {self.min_.shape[0]} features "
+                f"(last axis); got shape {arr.shape}"
+            )
 
     def transform(self, x) -> np.ndarray:
         arr = np.asarray(x, dtype=float)
@@ -56,5 +62,7 @@ class MinMaxScaler:
         return {"min": self.min_.tolist(), "max": self.max_.tolist()}
 
     @classmethod
-    def from_dict(cls, state: dict) -> "MinMaxScaler":
-        return cls(np.asarray(state["min"], dtype=float), np.asarray(state["max"], dtype=float))
+    def from_dict(cls, state: dict) -> MinMaxScaler:
+        return cls(
+            np.asarray(state["min"], dtype=float), np.asarray(state["max"], dtype=float)
+        )

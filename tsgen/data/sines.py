@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import numpy_rng
 
-def make_sines(n_samples: int = 1000, length: int = 24, n_features: int = 5, seed: int | None = 0) -> np.ndarray:
+
+def make_sines(
+    n_samples: int = 1000, length: int = 24, n_features: int = 5, seed: int = 0
+) -> np.ndarray:
     """Independent sine channels with random frequency and phase, in [0, 1].
 
     Each channel of each sample is ``sin(f * t + p)`` for ``t = 0..length-1``
@@ -13,10 +17,14 @@ def make_sines(n_samples: int = 1000, length: int = 24, n_features: int = 5, see
 
     Returns an array of shape ``[n_samples, length, n_features]``.
     """
-    for name, value in (("n_samples", n_samples), ("length", length), ("n_features", n_features)):
+    for name, value in (
+        ("n_samples", n_samples),
+        ("length", length),
+        ("n_features", n_features),
+    ):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     freq = rng.uniform(0.0, 0.1, size=(n_samples, 1, n_features))
     phase = rng.uniform(0.0, 0.1, size=(n_samples, 1, n_features))
     t = np.arange(length, dtype=float)[None, :, None]

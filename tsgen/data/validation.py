@@ -14,14 +14,22 @@ def as_float_array(x, name: str = "X", ndim: int | tuple[int, ...] = 3) -> np.nd
     arr = np.asarray(x, dtype=float)
     ranks = (ndim,) if isinstance(ndim, int) else ndim
     if arr.ndim not in ranks:
-        layout = {1: "[length]", 2: "[length, features]", 3: "[n_samples, length, features]"}
+        layout = {
+            1: "[length]",
+            2: "[length, features]",
+            3: "[n_samples, length, features]",
+        }
         wanted = " or ".join(f"{r}-D {layout.get(r, '')}".strip() for r in ranks)
-        raise ValueError(f"{name} must be {wanted}; got a {arr.ndim}-D array of shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be {wanted}; got a {arr.ndim}-D array of shape {arr.shape}"
+        )
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if np.isinf(arr).any():
         n_inf = int(np.isinf(arr).sum())
-        raise ValueError(f"{name} holds {n_inf} infinite value(s); use NaN for missing values")
+        raise ValueError(
+            f"{name} holds {n_inf} infinite value(s); use NaN for missing values"
+        )
     if arr.ndim == 3:
         all_nan = np.isnan(arr).all(axis=(1, 2))
         if all_nan.any():

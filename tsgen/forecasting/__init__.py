@@ -1,9 +1,15 @@
 """Forecasting with time-series foundation models: TinyTimeMixer for blood glucose.
 
-``TTMConfig`` (and its factories) -> ``TTMForecaster`` (fit / predict /
-predict_zero_shot / evaluate / save / load) beside the ``Persistence`` and
-``LinearRegression`` baselines, all reading the cohort format of
-:mod:`tsgen.data.glucose` and writing one long forecast table that
+* :mod:`~tsgen.forecasting.config`: ``TTMConfig`` (and its factories, its training and data parts);
+* :mod:`~tsgen.forecasting.data`: the input pipeline (checks, resampling, scaling, gap filling,
+  the TTT imputer as ``imputation_strategy="ttt_imputer"``), windows and the forecast table;
+* :mod:`~tsgen.forecasting.core`: the TinyTimeMixer network (TTM-r2 architecture, hub, local checkpoints);
+* :mod:`~tsgen.forecasting.model`: ``TTMForecaster`` (fit / predict / predict_zero_shot / evaluate / save / load);
+* :mod:`~tsgen.forecasting.baselines`: ``Persistence`` and ``LinearRegression``, on the same pipeline;
+* :mod:`~tsgen.forecasting.experiments`: chapter 5's protocols (gap filling, the glucose comparison).
+
+Every forecaster is a :class:`tsgen.estimator.Estimator` reading the cohort
+format of :mod:`tsgen.data.glucose` and writing one long forecast table that
 :mod:`tsgen.metrics.clinical` scores.
 """
 
@@ -19,8 +25,15 @@ from .config import (
     create_ttm_fine_tuning_config,
     create_ttm_zero_shot_config,
 )
-from .inputs import Preprocessor, quality_report, time_split
-from .ttm import TTMForecaster, hub_reachable, ttm_r2_architecture
+from .core import hub_reachable, ttm_r2_architecture
+from .data import Preprocessor, quality_report, time_split
+from .experiments import (
+    cohort_summary,
+    gap_filling_comparison,
+    glucose_comparison,
+    remove_readings,
+)
+from .model import TTMForecaster
 
 __all__ = [
     "TTM_R2_HUB_ID",
@@ -33,11 +46,15 @@ __all__ = [
     "TTMDataConfig",
     "TTMForecaster",
     "TTMTrainingConfig",
+    "cohort_summary",
     "create_default_ttm_config",
     "create_ttm_fine_tuning_config",
     "create_ttm_zero_shot_config",
+    "gap_filling_comparison",
+    "glucose_comparison",
     "hub_reachable",
     "quality_report",
+    "remove_readings",
     "time_split",
     "ttm_r2_architecture",
 ]

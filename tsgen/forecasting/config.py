@@ -3,32 +3,67 @@
 ``ModelConfig`` holds what every forecaster needs; ``TTMConfig`` adds the
 TinyTimeMixer specifics and splits itself into a ``TTMTrainingConfig`` (for the
 HuggingFace ``Trainer``) and a ``TTMDataConfig`` (for the input pipeline).
+Fields are checked with the shared validators of :mod:`tsgen.config`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from ..config import JSONConfig
+from ..config import (
+    JSONConfig,
+    boolean,
+    choice,
+    non_negative,
+    non_negative_int,
+    positive,
+    positive_int,
+    probability,
+)
 
 TTM_R2_HUB_ID = "ibm-granite/granite-timeseries-ttm-r2"
-# tsfm_public's TimeSeriesPreprocessor offers exactly these two scalers (there is no robust one).
+# tsfm_public's TimeSeriesPreprocessor offers exactly
+# these two scalers (there is no robust one).
 SCALERS = ("standard", "minmax")
-# "ttt": a TTTImputer (tsgen.imputation) learned from the training patients when the preprocessor is fitted
-IMPUTATIONS = ("mean", "median", "forward_fill", "linear", "ttt")
+# "ttt_imputer": a TTTImputer (tsgen.imputation) learned
+# from the training patients when the preprocessor is fitted
+IMPUTATIONS = ("mean", "median", "forward_fill", "linear", "ttt_imputer")
 # The TTT imputer's default size and budget: small enough to train in seconds on a CPU
-TTT_IMPUTER_DEFAULTS = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ffn": 64, "mini_batch_size": 8,
-                        "epochs": 30, "patience": 10, "batch_size": 32, "lr": 3e-3}
+TTT_IMPUTER_DEFAULTS = {
+    "d_model": 32,
+    "n_layers": 1,
+    "n_heads": 2,
+    "d_ffn": 64,
+    "mini_batch_size": 8,
+    "epochs": 30,
+    "patience": 10,
+    "batch_size": 32,
+    "lr": 3e-3,
+}
 TRAINING_MODES = ("zero_shot", "fine_tune", "from_scratch")
-DEVICES = ("auto", "cpu", "cuda")
 DECODER_MODES = ("common_channel", "mix_channel")
 
 
-def _positive(obj, *names):
+def _device(obj) -> None:
+    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; checked, not resolved (a config may name a GPU
+    that only the machine it runs on has)."""
+    if not isinstance(obj.device, str) or not re.fullmatch(
+        r"auto|cpu|cuda(:\d+)?", obj.device
+    ):
+        raise ValueError(
+            f"{type(obj).__name__}.device must be 'auto', "
+            f"'cpu', 'cuda' or 'cuda:N'; got {obj.device!r}"
+        )
+
+
+def _optional_str(obj, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{type(obj).__name__}.{name} must be a positive number; got {value!r}")
+        if value is not None and not isinstance(value, str):
+            raise ValueError(
+                f"{type(obj).__name__}.{name} must be a string or None; got {value!r}"
+            )
 
 
 def ttt_imputer_settings(params: dict) -> dict:
@@ -39,30 +74,33 @@ def ttt_imputer_settings(params: dict) -> dict:
     return settings
 
 
-def _imputation(obj):
+def _imputation(obj) -> None:
     """Validate ``imputation_strategy``, ``imputation_window`` and ``imputer_params`` together."""
-    _choice(obj, "imputation_strategy", IMPUTATIONS)
-    window = obj.imputation_window
-    if isinstance(window, bool) or not isinstance(window, int) or window < 2:
-        raise ValueError(f"{type(obj).__name__}.imputation_window must be an integer >= 2 (steps per TTT "
-                         f"imputation window); got {window!r}")
+    choice(obj, "imputation_strategy", IMPUTATIONS)
+    positive_int(obj, "imputation_window", minimum=2)
     if not isinstance(obj.imputer_params, dict):
-        raise ValueError(f"{type(obj).__name__}.imputer_params must be a dict of TTTImputer settings; "
-                         f"got {type(obj.imputer_params).__name__}")
+        raise ValueError(
+            f"{type(obj).__name__}.imputer_params must be a dict of "
+            f"TTTImputerConfig settings; got {type(obj.imputer_params).__name__}"
+        )
     fixed = sorted({"n_steps", "n_features"} & set(obj.imputer_params))
     if fixed:
-        raise ValueError(f"imputer_params may not set {fixed}: imputation_window and the channels fix them")
-    if obj.imputation_strategy == "ttt" or obj.imputer_params:
-        from tsgen.imputation.ttt.config import TTTImputerConfig  # imported here: it pulls in PyPOTS
+        raise ValueError(
+            f"imputer_params may not set {fixed}: "
+            "imputation_window and the channels fix them"
+        )
+    if obj.imputation_strategy == "ttt_imputer" or obj.imputer_params:
+        # imported here: it pulls in PyPOTS
+        from tsgen.imputation import TTTImputerConfig
 
         # unknown names and bad values fail now, not when the preprocessor is fitted
-        TTTImputerConfig.from_dict({**ttt_imputer_settings(obj.imputer_params), "n_steps": window, "n_features": 1})
-
-
-def _choice(obj, name, options):
-    value = getattr(obj, name)
-    if value not in options:
-        raise ValueError(f"{type(obj).__name__}.{name}={value!r} is not supported; choose one of {list(options)}")
+        TTTImputerConfig.from_dict(
+            {
+                **ttt_imputer_settings(obj.imputer_params),
+                "n_steps": obj.imputation_window,
+                "n_features": 1,
+            }
+        )
 
 
 @dataclass
@@ -78,9 +116,12 @@ class ModelConfig(JSONConfig):
     device: str = "auto"
 
     def __post_init__(self):
-        _positive(self, "batch_size", "learning_rate", "num_epochs", "context_length", "forecast_length")
-        if not (self.device in DEVICES or str(self.device).startswith("cuda:")):
-            raise ValueError(f"device must be one of {list(DEVICES)} or 'cuda:N'; got {self.device!r}")
+        positive_int(
+            self, "batch_size", "num_epochs", "context_length", "forecast_length"
+        )
+        positive(self, "learning_rate")
+        non_negative_int(self, "seed")
+        _device(self)
 
 
 @dataclass
@@ -98,10 +139,17 @@ class TTMTrainingConfig(JSONConfig):
     logging_dir: str | None = None
     seed: int = 0
     device: str = "auto"
-    progress: bool = True
+    progress: bool = False
 
     def __post_init__(self):
-        _choice(self, "training_mode", TRAINING_MODES)
+        choice(self, "training_mode", TRAINING_MODES)
+        positive(self, "learning_rate")
+        positive_int(self, "num_epochs", "batch_size", "early_stopping_patience")
+        non_negative_int(self, "warmup_steps", "seed")
+        non_negative(self, "weight_decay")
+        boolean(self, "freeze_backbone", "progress")
+        _optional_str(self, "logging_dir")
+        _device(self)
 
 
 @dataclass
@@ -123,8 +171,24 @@ class TTMDataConfig(JSONConfig):
     num_input_channels: int = 1
 
     def __post_init__(self):
-        _choice(self, "scaler_type", SCALERS)
+        positive_int(
+            self,
+            "context_length",
+            "forecast_length",
+            "resolution_min",
+            "num_input_channels",
+        )
+        choice(self, "scaler_type", SCALERS)
         _imputation(self)
+        if not isinstance(self.split_config, dict) or set(self.split_config) != {
+            "train",
+            "valid",
+        }:
+            raise ValueError(
+                "TTMDataConfig.split_config must be a dict with "
+                "keys 'train' and 'valid' (tsfm_public's 'val' "
+                f"would be ignored); got {self.split_config!r}"
+            )
 
 
 @dataclass
@@ -132,21 +196,24 @@ class TTMConfig(ModelConfig):
     """A TinyTimeMixer forecaster.
 
     ``model_path`` is a HuggingFace hub id, a local directory with a TTM
-    checkpoint, or None for the TTM-r2 architecture with random weights (also
-    the fallback, logged, when the hub cannot be reached). Lengths are in steps
-    of ``resolution_min`` minutes. ``input_features`` are covariates fed as
-    extra channels; ``target_features`` are forecast (the first is the glucose
-    that predictions report). ``valid_fraction`` of each patient's training
-    span (its end) is held out for early stopping.
+    checkpoint (HuggingFace's, or one written by ``TTMForecaster.save``), or
+    None for the TTM-r2 architecture with random weights (also the fallback,
+    logged, when the hub cannot be reached). Lengths are in steps of
+    ``resolution_min`` minutes. ``input_features`` are covariates fed as extra
+    channels; ``target_features`` are forecast (the first is the glucose that
+    predictions report). ``valid_fraction`` of each patient's training span
+    (its end) is held out for early stopping.
 
     ``imputation_strategy`` fills the gaps of every series before windows are
     cut: ``"linear"``, ``"forward_fill"``, ``"mean"`` and ``"median"`` per patient
-    on its own; ``"ttt"`` with a :class:`tsgen.imputation.TTTImputer` trained
-    when the forecaster is fitted, on windows of ``imputation_window`` steps
-    of the training patients (``imputer_params``: its settings, over
-    ``TTT_IMPUTER_DEFAULTS``; its seed defaults to ``seed``). TTM's backbone treats
-    channels independently; ``decoder_mode="mix_channel"`` lets its decoder
-    mix the covariates into the glucose forecast (new decoder weights: train them).
+    on its own; ``"ttt_imputer"`` with a :class:`tsgen.imputation.TTTImputer`
+    trained when the forecaster is fitted, on windows of ``imputation_window``
+    steps of the training patients (``imputer_params``: its settings, over
+    ``TTT_IMPUTER_DEFAULTS``; its seed defaults to ``seed``). TTM's backbone
+    treats channels independently; ``decoder_mode="mix_channel"`` lets its
+    decoder mix the covariates into the glucose forecast (new decoder weights:
+    train them). ``logging_dir`` (TensorBoard) and ``progress`` are what ``fit``
+    uses unless told otherwise.
     """
 
     model_path: str | None = TTM_R2_HUB_ID
@@ -168,49 +235,77 @@ class TTMConfig(ModelConfig):
     weight_decay: float = 0.0
     early_stopping_patience: int = 3
     valid_fraction: float = 0.2
-    progress: bool = True
+    progress: bool = False
 
     def __post_init__(self):
         super().__post_init__()
-        _choice(self, "scaler_type", SCALERS)
+        _optional_str(self, "model_path", "logging_dir")
+        choice(self, "scaler_type", SCALERS)
         _imputation(self)
-        _choice(self, "training_mode", TRAINING_MODES)
-        _choice(self, "decoder_mode", DECODER_MODES)
-        _positive(self, "resolution_min")
+        choice(self, "training_mode", TRAINING_MODES)
+        choice(self, "decoder_mode", DECODER_MODES)
+        positive_int(self, "resolution_min", "early_stopping_patience")
+        non_negative_int(self, "warmup_steps")
+        non_negative(self, "weight_decay")
+        probability(self, "valid_fraction")
+        boolean(self, "freeze_backbone", "progress")
         if not self.target_features:
-            raise ValueError("TTMConfig.target_features is empty: name the column(s) to forecast")
+            raise ValueError(
+                "TTMConfig.target_features is empty: name the column(s) to forecast"
+            )
         overlap = set(self.target_features) & set(self.input_features)
         if overlap:
-            raise ValueError(f"column(s) {sorted(overlap)} are both targets and input features")
+            raise ValueError(
+                f"column(s) {sorted(overlap)} are both targets and input features"
+            )
         self.input_features = list(self.input_features)
         self.target_features = list(self.target_features)
         channels = len(self.target_features) + len(self.input_features)
         if self.num_input_channels is None:
             self.num_input_channels = channels
         elif self.num_input_channels != channels:
-            raise ValueError(f"num_input_channels={self.num_input_channels} but there are {channels} target + input features")
-        if not 0 < self.valid_fraction < 1:
-            raise ValueError(f"valid_fraction must be in (0, 1); got {self.valid_fraction}")
+            raise ValueError(
+                f"num_input_channels={self.num_input_channels} "
+                f"but there are {channels} target + input features"
+            )
 
     def to_training_config(self) -> TTMTrainingConfig:
         return TTMTrainingConfig(
-            training_mode=self.training_mode, learning_rate=self.learning_rate, num_epochs=self.num_epochs,
-            batch_size=self.batch_size, warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
-            early_stopping_patience=self.early_stopping_patience, freeze_backbone=self.freeze_backbone,
-            logging_dir=self.logging_dir, seed=self.seed, device=self.device, progress=self.progress,
+            training_mode=self.training_mode,
+            learning_rate=self.learning_rate,
+            num_epochs=self.num_epochs,
+            batch_size=self.batch_size,
+            warmup_steps=self.warmup_steps,
+            weight_decay=self.weight_decay,
+            early_stopping_patience=self.early_stopping_patience,
+            freeze_backbone=self.freeze_backbone,
+            logging_dir=self.logging_dir,
+            seed=self.seed,
+            device=self.device,
+            progress=self.progress,
         )
 
     def to_data_config(self) -> TTMDataConfig:
         return TTMDataConfig(
-            target_features=list(self.target_features), input_features=list(self.input_features),
-            id_column=self.id_column, time_column=self.time_column, context_length=self.context_length,
-            forecast_length=self.forecast_length, resolution_min=self.resolution_min,
-            scaler_type=self.scaler_type, imputation_strategy=self.imputation_strategy,
+            target_features=list(self.target_features),
+            input_features=list(self.input_features),
+            id_column=self.id_column,
+            time_column=self.time_column,
+            context_length=self.context_length,
+            forecast_length=self.forecast_length,
+            resolution_min=self.resolution_min,
+            scaler_type=self.scaler_type,
+            imputation_strategy=self.imputation_strategy,
             imputation_window=self.imputation_window,
-            # the imputer follows the run's seed unless told otherwise (only "ttt" has an imputer to seed)
-            imputer_params={"seed": self.seed, **self.imputer_params} if self.imputation_strategy == "ttt"
+            # the imputer follows the run's seed unless told
+            # otherwise (only "ttt_imputer" has an imputer to seed)
+            imputer_params={"seed": self.seed, **self.imputer_params}
+            if self.imputation_strategy == "ttt_imputer"
             else dict(self.imputer_params),
-            split_config={"train": round(1 - self.valid_fraction, 6), "valid": self.valid_fraction},
+            split_config={
+                "train": round(1 - self.valid_fraction, 6),
+                "valid": self.valid_fraction,
+            },
             num_input_channels=self.num_input_channels,
         )
 
@@ -222,7 +317,12 @@ def create_default_ttm_config(**overrides) -> TTMConfig:
 
 def create_ttm_fine_tuning_config(**overrides) -> TTMConfig:
     """Gentle fine-tuning of pretrained weights: learning rate 1e-5, 5 epochs, 500 warm-up steps."""
-    values = {"training_mode": "fine_tune", "learning_rate": 1e-5, "num_epochs": 5, "warmup_steps": 500}
+    values = {
+        "training_mode": "fine_tune",
+        "learning_rate": 1e-5,
+        "num_epochs": 5,
+        "warmup_steps": 500,
+    }
     return TTMConfig(**{**values, **overrides})
 
 

@@ -1,23 +1,55 @@
 """Regular time series generated from irregular ones: ImagenI2R (Fadlon et al., NeurIPS 2025).
 
 A Time Series Transformer completes the missing values
-(:mod:`~tsgen.generation.completion`), a delay embedding turns each window
-into a square image (:mod:`~tsgen.generation.delay`, from ImagenTime), and an
-EDM diffusion model (:mod:`~tsgen.generation.edm`, Karras et al. 2022) learns
-the images with noise and loss on the observed pixels only.
-:class:`ImagenI2R` trains it all and samples regular windows.
+(:mod:`~tsgen.generation.core`), a delay embedding turns each window into a
+square image (:mod:`~tsgen.generation.delay`, from ImagenTime), and an EDM
+diffusion model (:mod:`~tsgen.generation.edm`, Karras et al. 2022) learns the
+images with noise and loss on the observed pixels only.
+:class:`ImagenI2R` (:mod:`~tsgen.generation.model`) trains it all and samples
+regular windows; :mod:`~tsgen.generation.experiments` holds the chapters'
+protocols (the delay-embedding checks, the generation grid, the ablations).
 """
 
-from .completion import (GRUDecoder, TSTCompleter, TSTEncoder, linear_fill, masked_mse, propagate_values,
-                         zero_fill)
 from .config import DELAY_EMBEDDINGS, GenerationConfig
+from .core import (
+    GRUDecoder,
+    TSTCompleter,
+    TSTEncoder,
+    linear_fill,
+    masked_mse,
+    propagate_values,
+    zero_fill,
+)
 from .delay import DelayEmbedder, ts_to_img_loop
-from .edm import (EDMDenoiser, edm_loss_weight, heun_sampler, karras_sigmas, make_ema, make_unet, masked_edm_loss,
-                  masked_loss)
-from .evaluation import DATASETS, METRICS, benchmark_windows, generation_scores, score_columns
+from .edm import (
+    EDMDenoiser,
+    edm_loss_weight,
+    heun_sampler,
+    karras_sigmas,
+    make_ema,
+    make_unet,
+    masked_edm_loss,
+    masked_loss,
+)
+from .experiments import (
+    ABLATIONS,
+    DATASETS,
+    METRICS,
+    MetricProtocol,
+    benchmark_windows,
+    delay_embedding_table,
+    generation_ablations,
+    generation_grid,
+    generation_scores,
+    inverse_comparison,
+    round_trip_errors,
+    score_columns,
+    transform_timings,
+)
 from .model import ImagenI2R
 
 __all__ = [
+    "ABLATIONS",
     "DATASETS",
     "DELAY_EMBEDDINGS",
     "METRICS",
@@ -26,12 +58,17 @@ __all__ = [
     "GRUDecoder",
     "GenerationConfig",
     "ImagenI2R",
+    "MetricProtocol",
     "TSTCompleter",
     "TSTEncoder",
     "benchmark_windows",
+    "delay_embedding_table",
     "edm_loss_weight",
+    "generation_ablations",
+    "generation_grid",
     "generation_scores",
     "heun_sampler",
+    "inverse_comparison",
     "karras_sigmas",
     "linear_fill",
     "make_ema",
@@ -40,7 +77,9 @@ __all__ = [
     "masked_loss",
     "masked_mse",
     "propagate_values",
+    "round_trip_errors",
     "score_columns",
+    "transform_timings",
     "ts_to_img_loop",
     "zero_fill",
 ]

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
-from ..config import JSONConfig
+from ..config import (
+    JSONConfig,
+    boolean,
+    choice,
+    finite,
+    non_negative,
+    non_negative_int,
+    positive,
+    positive_int,
+    probability,
+)
 
 # (delay, embedding) of the delay embedding for each sequence length: images of
 # 8x8, 16x16 and 64x64 pixels (the released code used (24, 32) for 768).
@@ -24,12 +35,13 @@ class GenerationConfig(JSONConfig):
     one (Fadlon et al. 2025; the released configs for lengths 24 / 96 / 768).
     """
 
-    length: int = 24                 # time steps per window
-    n_features: int = 1              # channels of the series (= image channels)
-    delay: int = 3                   # time steps between image columns
-    embedding: int = 8               # time steps per image column (image rows)
-    completion: str = "tst"          # what fills missing values before diffusion: tst, zero, linear
-    masked: bool = True              # noise and loss only on observed pixels (False: every pixel)
+    length: int = 24  # time steps per window
+    n_features: int = 1  # channels of the series (= image channels)
+    delay: int = 3  # time steps between image columns
+    embedding: int = 8  # time steps per image column (image rows)
+    # what fills missing values before diffusion: tst, zero, linear
+    completion: str = "tst"
+    masked: bool = True  # noise and loss only on observed pixels (False: every pixel)
     # Time Series Transformer (Zerveas et al. 2021) + bidirectional GRU decoder
     tst_d_model: int = 40
     tst_heads: int = 5
@@ -40,7 +52,8 @@ class GenerationConfig(JSONConfig):
     tst_activation: str = "gelu"
     tst_norm: str = "BatchNorm"
     decoder_layers: int = 3
-    decoder_hidden: int = 0          # 0: halfway between tst_d_model and n_features, as the reference
+    # 0: halfway between tst_d_model and n_features, as the reference
+    decoder_hidden: int = 0
     # U-Net (diffusers UNet2DModel) and EDM (Karras et al. 2022)
     unet_channels: tuple = (32, 64)
     unet_attention: tuple = (False, True)  # self-attention in each resolution level
@@ -52,12 +65,13 @@ class GenerationConfig(JSONConfig):
     sigma_max: float = 80.0
     rho: float = 7.0
     sampling_steps: int = 18
-    s_churn: float = 0.0             # 0: the deterministic Heun sampler
+    s_churn: float = 0.0  # 0: the deterministic Heun sampler
     ema_decay: float = 0.9999
-    ema_warmup: bool = True          # decay min(ema_decay, (1 + n) / (10 + n)) after n updates
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) after n updates
     # training
-    tst_epochs: int = 30             # phase 1: TST pre-training (skipped unless completion == "tst")
-    epochs: int = 1000               # phase 2: diffusion, with continued TST refinement
+    # phase 1: TST pre-training (skipped unless completion == "tst")
+    tst_epochs: int = 30
+    epochs: int = 1000  # phase 2: diffusion, with continued TST refinement
     batch_size: int = 128
     lr: float = 1e-4
     tst_lr: float = 1e-3
@@ -66,58 +80,142 @@ class GenerationConfig(JSONConfig):
     seed: int = 0
 
     def __post_init__(self):
+        positive_int(
+            self,
+            "length",
+            "n_features",
+            "delay",
+            "embedding",
+            "tst_d_model",
+            "tst_heads",
+            "tst_layers",
+            "tst_feedforward",
+            "decoder_layers",
+            "unet_layers_per_block",
+            "sampling_steps",
+            "batch_size",
+        )
+        non_negative_int(self, "decoder_hidden", "tst_epochs", "epochs", "seed")
+        boolean(self, "masked", "ema_warmup")
+        choice(self, "completion", COMPLETIONS)
+        choice(self, "tst_norm", NORMS)
+        choice(self, "tst_activation", ACTIVATIONS)
+        choice(self, "tst_pos_encoding", POSITIONAL)
+        probability(self, "tst_dropout", low_open=False)
+        probability(self, "ema_decay", low_open=False)
+        positive(
+            self,
+            "sigma_data",
+            "p_std",
+            "sigma_min",
+            "sigma_max",
+            "rho",
+            "lr",
+            "tst_lr",
+            "grad_clip",
+        )
+        non_negative(self, "s_churn", "weight_decay")
+        finite(self, "p_mean")
+        self.unet_channels, self.unet_attention = (
+            tuple(self.unet_channels),
+            tuple(self.unet_attention),
+        )
+        if not self.unet_channels or len(self.unet_channels) != len(
+            self.unet_attention
+        ):
+            raise ValueError(
+                "GenerationConfig: unet_channels and unet_attention need one entry per "
+                f"resolution level; got {self.unet_channels} and {self.unet_attention}"
+            )
+        if not all(
+            isinstance(c, numbers.Integral) and not isinstance(c, bool) and c > 0
+            for c in self.unet_channels
+        ):
+            raise ValueError(
+                "GenerationConfig.unet_channels must be "
+                f"positive integers; got {self.unet_channels}"
+            )
         self.unet_channels = tuple(int(c) for c in self.unet_channels)
-        self.unet_attention = tuple(bool(a) for a in self.unet_attention)
-        for name in ("length", "n_features", "delay", "embedding", "tst_d_model", "tst_heads", "tst_layers",
-                     "tst_feedforward", "decoder_layers", "unet_layers_per_block", "sampling_steps", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
+        if not all(isinstance(a, bool) for a in self.unet_attention):
+            raise ValueError(
+                f"GenerationConfig.unet_attention must be True or False per level; "
+                f"got {self.unet_attention}"
+            )
         if self.embedding > self.length:
-            raise ValueError(f"embedding ({self.embedding}) cannot exceed length ({self.length})")
-        if self.tst_epochs < 0 or self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0; got tst_epochs={self.tst_epochs}, epochs={self.epochs}")
-        for name, value, allowed in (("completion", self.completion, COMPLETIONS), ("tst_norm", self.tst_norm, NORMS),
-                                     ("tst_activation", self.tst_activation, ACTIVATIONS),
-                                     ("tst_pos_encoding", self.tst_pos_encoding, POSITIONAL)):
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {allowed}")
+            raise ValueError(
+                f"GenerationConfig: embedding ({self.embedding}) "
+                f"cannot exceed length ({self.length})"
+            )
+        if self.delay > self.embedding:
+            raise ValueError(
+                f"GenerationConfig: delay ({self.delay}) > "
+                f"embedding ({self.embedding}) would skip time steps"
+            )
         if self.tst_d_model % self.tst_heads:
-            raise ValueError(f"tst_d_model ({self.tst_d_model}) must be divisible by tst_heads ({self.tst_heads})")
-        if len(self.unet_channels) != len(self.unet_attention) or not self.unet_channels:
-            raise ValueError("unet_channels and unet_attention need one entry per resolution level")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
-        if not 0 < self.sigma_min < self.sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max; got {self.sigma_min}, {self.sigma_max}")
+            raise ValueError(
+                f"GenerationConfig: tst_d_model ({self.tst_d_model}) "
+                f"must be divisible by tst_heads ({self.tst_heads})"
+            )
+        if self.sigma_min >= self.sigma_max:
+            raise ValueError(
+                "GenerationConfig: need sigma_min < sigma_max; "
+                f"got {self.sigma_min}, {self.sigma_max}"
+            )
 
     @property
     def decoder_width(self) -> int:
-        return self.decoder_hidden or max(1, self.tst_d_model + (self.n_features - self.tst_d_model) // 2)
+        return self.decoder_hidden or max(
+            1, self.tst_d_model + (self.n_features - self.tst_d_model) // 2
+        )
 
     @classmethod
-    def for_length(cls, length: int, n_features: int, **overrides) -> "GenerationConfig":
+    def for_length(cls, length: int, n_features: int, **overrides) -> GenerationConfig:
         """The delay embedding the paper uses for ``length`` (24, 96 or 768), with any overrides."""
         delay, embedding = _preset(length)
-        return cls(**{"length": length, "n_features": n_features, "delay": delay, "embedding": embedding, **overrides})
+        return cls(
+            **{
+                "length": length,
+                "n_features": n_features,
+                "delay": delay,
+                "embedding": embedding,
+                **overrides,
+            }
+        )
 
     @classmethod
-    def paper(cls, length: int, n_features: int, **overrides) -> "GenerationConfig":
+    def paper(cls, length: int, n_features: int, **overrides) -> GenerationConfig:
         """The published scale: U-Net 128 channels x (1, 2, 2, 2), TST of 6 layers, 1,000 epochs."""
         _preset(length)
-        paper = dict(tst_layers=6, tst_feedforward=2048, unet_channels=(128, 256, 256, 256),
-                     unet_layers_per_block=2, tst_epochs=30, epochs=1000, batch_size=128 if length < 768 else 32)
-        # the reference attends at 8, 4 and 2 pixels (length 24), down to 16 for longer series
-        paper["unet_attention"] = {24: (True, True, True, False), 96: (True, True, True, True),
-                                   768: (False, False, True, True)}[length]
+        paper = dict(
+            tst_layers=6,
+            tst_feedforward=2048,
+            unet_channels=(128, 256, 256, 256),
+            unet_layers_per_block=2,
+            tst_epochs=30,
+            epochs=1000,
+            batch_size=128 if length < 768 else 32,
+        )
+        # the reference attends at 8, 4 and 2 pixels
+        # (length 24), down to 16 for longer series
+        paper["unet_attention"] = {
+            24: (True, True, True, False),
+            96: (True, True, True, True),
+            768: (False, False, True, True),
+        }[length]
         return cls.for_length(length, n_features, **{**paper, **overrides})
 
     @classmethod
-    def build(cls, length: int, n_features: int, paper: bool = False, **overrides) -> "GenerationConfig":
+    def build(
+        cls, length: int, n_features: int, paper: bool = False, **overrides
+    ) -> GenerationConfig:
         """:meth:`paper` when ``paper`` is true, else :meth:`for_length`; ``overrides`` win in both."""
         return (cls.paper if paper else cls.for_length)(length, n_features, **overrides)
 
 
 def _preset(length: int) -> tuple[int, int]:
     if length not in DELAY_EMBEDDINGS:
-        raise ValueError(f"no delay embedding preset for length {length}; presets: {sorted(DELAY_EMBEDDINGS)}")
+        raise ValueError(
+            "no delay embedding preset for length "
+            f"{length}; presets: {sorted(DELAY_EMBEDDINGS)}"
+        )
     return DELAY_EMBEDDINGS[length]

@@ -28,11 +28,16 @@ class DelayEmbedder:
     def __init__(self, length: int, delay: int, embedding: int):
         length, delay, embedding = int(length), int(delay), int(embedding)
         if length < 1 or delay < 1 or embedding < 1:
-            raise ValueError(f"length, delay and embedding must be positive; got {length}, {delay}, {embedding}")
+            raise ValueError(
+                "length, delay and embedding must be "
+                f"positive; got {length}, {delay}, {embedding}"
+            )
         if embedding > length:
             raise ValueError(f"embedding ({embedding}) cannot exceed length ({length})")
         if delay > embedding:
-            raise ValueError(f"delay ({delay}) > embedding ({embedding}) would skip time steps")
+            raise ValueError(
+                f"delay ({delay}) > embedding ({embedding}) would skip time steps"
+            )
         self.length, self.delay, self.embedding = length, delay, embedding
         starts = list(range(0, length - embedding + 1, delay))
         if starts[-1] + embedding < length:  # the partial last column
@@ -40,7 +45,8 @@ class DelayEmbedder:
         self.columns = len(starts)
         self.size = max(embedding, self.columns)
         rows = torch.arange(self.size).view(-1, 1)
-        start = torch.full((self.size,), length)  # columns past the last one are padding
+        # columns past the last one are padding
+        start = torch.full((self.size,), length)
         start[: self.columns] = torch.tensor(starts)
         time = start.view(1, -1) + rows
         valid = (rows < embedding) & (time < length)
@@ -49,10 +55,14 @@ class DelayEmbedder:
         self.valid_pixels = valid.flatten().nonzero().squeeze(1)
         self.valid_times = self.pixel_time[self.valid_pixels]
         self.counts = torch.bincount(self.valid_times, minlength=length)
-        # leftmost column first: order pixels by (column, row) and keep the first per time step
-        column_major = (torch.arange(self.size).view(1, -1) * self.size + rows).flatten()
+        # leftmost column first: order pixels by
+        # (column, row) and keep the first per time step
+        column_major = (
+            torch.arange(self.size).view(1, -1) * self.size + rows
+        ).flatten()
         first_key = torch.full((length,), self.size * self.size).scatter_reduce(
-            0, self.valid_times, column_major[self.valid_pixels], "amin")
+            0, self.valid_times, column_major[self.valid_pixels], "amin"
+        )
         self.first_pixel = (first_key % self.size) * self.size + first_key // self.size
         self._on_device: dict = {}
 
@@ -69,42 +79,62 @@ class DelayEmbedder:
 
     def _check_series(self, x: torch.Tensor) -> None:
         if x.ndim != 3 or x.shape[1] != self.length:
-            raise ValueError(f"expected series [batch, {self.length}, features]; got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected series [batch, {self.length}, "
+                f"features]; got shape {tuple(x.shape)}"
+            )
 
     def ts_to_img(self, x: torch.Tensor, pad_value: float = 0.0) -> torch.Tensor:
         """``[batch, length, features]`` -> ``[batch, features, size, size]``; padding pixels get ``pad_value``."""
         self._check_series(x)
         batch, _, features = x.shape
-        pad = torch.full((batch, 1, features), pad_value, dtype=x.dtype, device=x.device)
+        pad = torch.full(
+            (batch, 1, features), pad_value, dtype=x.dtype, device=x.device
+        )
         # gather whole time steps (all features at once), then put the features first
-        pixels = torch.index_select(torch.cat([x, pad], dim=1), 1, self._index("pixel_time", x.device))
-        return pixels.permute(0, 2, 1).contiguous().view(batch, features, self.size, self.size)
+        pixels = torch.index_select(
+            torch.cat([x, pad], dim=1), 1, self._index("pixel_time", x.device)
+        )
+        return (
+            pixels.permute(0, 2, 1)
+            .contiguous()
+            .view(batch, features, self.size, self.size)
+        )
 
     def img_to_ts(self, img: torch.Tensor, inverse: str = "average") -> torch.Tensor:
         """``[batch, features, size, size]`` -> ``[batch, length, features]``."""
         if img.ndim != 4 or tuple(img.shape[2:]) != self.image_shape:
             raise ValueError(
-                f"expected images [batch, features, {self.size}, {self.size}]; got shape {tuple(img.shape)}")
+                f"expected images [batch, features, {self.size}, "
+                f"{self.size}]; got shape {tuple(img.shape)}"
+            )
         if inverse not in INVERSES:
             raise ValueError(f"unknown inverse {inverse!r}; choose one of {INVERSES}")
         flat = img.flatten(2)
         first = flat[..., self._index("first_pixel", img.device)]
         if inverse == "first":
             return first.transpose(1, 2)
-        # average the deviations from the first pixel: equal pixels give back exactly that value
+        # average the deviations from the first pixel:
+        # equal pixels give back exactly that value
         times = self._index("valid_times", img.device)
-        deviations = flat[..., self._index("valid_pixels", img.device)] - first[..., times]
+        deviations = (
+            flat[..., self._index("valid_pixels", img.device)] - first[..., times]
+        )
         sums = torch.zeros_like(first).index_add_(2, times, deviations)
         series = first + sums / self._index("counts", img.device).to(img.dtype)
         return series.transpose(1, 2)
 
 
-def ts_to_img_loop(x: torch.Tensor, length: int, delay: int, embedding: int, pad_value: float = 0.0) -> torch.Tensor:
+def ts_to_img_loop(
+    x: torch.Tensor, length: int, delay: int, embedding: int, pad_value: float = 0.0
+) -> torch.Tensor:
     """The same transform written as a loop over columns and rows: a reference for tests and timing."""
     columns = []
     start = 0
     while True:
-        column = torch.full((x.shape[0], embedding, x.shape[2]), pad_value, dtype=x.dtype)
+        column = torch.full(
+            (x.shape[0], embedding, x.shape[2]), pad_value, dtype=x.dtype
+        )
         for row in range(embedding):
             if start + row < length:
                 column[:, row] = x[:, start + row]

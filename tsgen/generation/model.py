@@ -1,9 +1,9 @@
 """``ImagenI2R``: regular time series generated from irregular ones (Fadlon et al., NeurIPS 2025).
 
-Config (:class:`~tsgen.generation.config.GenerationConfig`) -> core modules
-(:class:`~tsgen.generation.completion.TSTCompleter`, the U-Net in an
+Config (:class:`~tsgen.generation.config.GenerationConfig`) -> networks
+(:class:`~tsgen.generation.core.TSTCompleter`, the U-Net in an
 :class:`~tsgen.generation.edm.EDMDenoiser`) -> this estimator with ``fit`` /
-``sample`` / ``predict`` / ``save`` / ``load``.
+``sample`` / ``predict``, saved and loaded through :class:`~tsgen.estimator.Estimator`.
 
 Training has two phases. Phase 1 pre-trains the completer on the observed
 entries. Phase 2 trains the diffusion model on delay-embedded images of the
@@ -20,76 +20,78 @@ inverse transform ignores them.
 
 from __future__ import annotations
 
-import json
-import warnings
-from pathlib import Path
-
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-with warnings.catch_warnings():  # tqdm.auto warns once when ipywidgets is missing; it then prints plain text
-    warnings.simplefilter("ignore")
-    from tqdm.auto import tqdm
-
-from ..runtime import resolve_device
+from .. import runtime
 from ..data.scaling import MinMaxScaler
 from ..data.validation import as_float_array
-from .completion import TSTCompleter, linear_fill, zero_fill
+from ..estimator import Estimator, TrainingLog, load_modules, module_tensors
 from .config import GenerationConfig
+from .core import TSTCompleter, linear_fill, zero_fill
 from .delay import DelayEmbedder
 from .edm import EDMDenoiser, heun_sampler, make_ema, make_unet, masked_edm_loss
 
-FORMAT_VERSION = 1
-WEIGHTS, STATE = "weights.safetensors", "state.json"
 
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Every epoch starts from its own seed, so a run resumed at an epoch boundary repeats exactly."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-class ImagenI2R:
+class ImagenI2R(Estimator):
     """TST completion + delay embedding + masked EDM diffusion.
 
     ``fit`` takes windows ``[n, length, features]`` with NaN for missing values
     (or PyPOTS' dict with ``"X"``); ``sample(n)`` returns ``n`` complete windows
-    in the units of the training data.
+    in the units of the training data. The checkpoint holds the weights, the
+    EMA and both optimizers' moments (``weights.safetensors``) and the epoch,
+    scaler and optimizer settings (``state.json``), so a run saved at an epoch
+    boundary resumes to exactly the weights of an uninterrupted one.
     """
 
-    def __init__(self, config: GenerationConfig, device: str = "cpu"):
-        self.config = config
-        self.device = resolve_device(device)
+    config_class = GenerationConfig
+
+    def __init__(self, config: GenerationConfig, device: str | None = "cpu"):
+        super().__init__(config, device)
         self.embedder = DelayEmbedder(config.length, config.delay, config.embedding)
-        with torch.random.fork_rng(devices=[]):  # seeded initial weights, the caller's RNG left alone
-            torch.manual_seed(config.seed)
-            self.denoiser = EDMDenoiser(make_unet(config), config.sigma_data).to(self.device)
-            self.completer = TSTCompleter.from_config(config).to(self.device) if config.completion == "tst" else None
+        # seeded initial weights, the caller's RNG left alone
+        with runtime.seeded(config.seed, self.device):
+            self.denoiser = EDMDenoiser(make_unet(config), config.sigma_data).to(
+                self.device
+            )
+            self.completer = (
+                TSTCompleter.from_config(config).to(self.device)
+                if config.completion == "tst"
+                else None
+            )
         self.ema = make_ema(self.denoiser, config.ema_decay, config.ema_warmup)
-        self.optimizer = torch.optim.AdamW(self.denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
         self.completer_optimizer = (
-            torch.optim.AdamW(self.completer.parameters(), lr=config.tst_lr, weight_decay=config.weight_decay)
-            if self.completer is not None else None
+            torch.optim.AdamW(
+                self.completer.parameters(),
+                lr=config.tst_lr,
+                weight_decay=config.weight_decay,
+            )
+            if self.completer is not None
+            else None
         )
         self.scaler: MinMaxScaler | None = None
         self.epoch = 0  # epochs done, phase 1 and phase 2 together
-        self.history: list[dict] = []
 
     # ----------------------------------------------------------------- data
     @property
-    def total_epochs(self) -> int:
-        return self.pretrain_epochs + self.config.epochs
-
-    @property
     def pretrain_epochs(self) -> int:
         return self.config.tst_epochs if self.completer is not None else 0
+
+    @property
+    def total_epochs(self) -> int:
+        return self.pretrain_epochs + self.config.epochs
 
     def _windows(self, X) -> np.ndarray:
         x = as_float_array(X["X"] if isinstance(X, dict) else X, "X", ndim=3)
         expected = (self.config.length, self.config.n_features)
         if x.shape[1:] != expected:
-            raise ValueError(f"expected windows [n, {expected[0]}, {expected[1]}] (length, features of the config); "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"expected windows [n, {expected[0]}, {expected[1]}] "
+                f"(length, features of the config); got shape {x.shape}"
+            )
         return x
 
     def _complete(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,53 +104,87 @@ class ImagenI2R:
             return self.completer.complete(x)
 
     # ---------------------------------------------------------------- train
-    def fit(self, X, epochs: int | None = None, progress: bool = False) -> "ImagenI2R":
+    def fit(
+        self, X, epochs: int | None = None, *, progress: bool = False, logging_dir=None
+    ) -> ImagenI2R:
         """Train (or resume training) on irregular windows; ``epochs`` caps the epochs run by this call.
 
-        Each epoch reseeds torch's global RNG from ``(config.seed, epoch)`` (shuffling,
-        noise, dropout), which is what makes a resumed run identical to an uninterrupted one.
+        Each epoch runs seeded from ``(config.seed, epoch)`` (shuffling, noise,
+        dropout), which makes a resumed run identical to an uninterrupted one and
+        leaves the caller's random state as it was. ``history`` gets one row per
+        epoch (mean ``tst_loss`` and, in phase 2, ``diffusion_loss``), also
+        written to TensorBoard under ``logging_dir`` when one is given.
         """
+        if epochs is not None and (
+            isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0
+        ):
+            raise ValueError(
+                f"epochs must be a non-negative integer or None; got {epochs!r}"
+            )
         x = self._windows(X)
         if self.scaler is None:
             self.scaler = MinMaxScaler().fit(x)
         data = torch.as_tensor(self.scaler.transform(x), dtype=torch.float32)
-        stop = self.total_epochs if epochs is None else min(self.total_epochs, self.epoch + int(epochs))
-        bar = tqdm(range(self.epoch, stop), desc="ImagenI2R", mininterval=5.0, disable=not progress)
-        for epoch in bar:
-            torch.manual_seed(epoch_seed(self.config.seed, epoch))
-            order = torch.randperm(len(data))
-            losses = {"tst": [], "diffusion": []}
-            for batch in data[order].split(self.config.batch_size):
-                batch = batch.to(self.device)
-                if epoch >= self.pretrain_epochs:
-                    losses["diffusion"].append(self._diffusion_step(batch))
-                if self.completer is not None:
-                    losses["tst"].append(self._completer_step(batch))
-            self.epoch = epoch + 1
-            self.history.append({"epoch": self.epoch, **{k: float(np.mean(v)) for k, v in losses.items() if v}})
-            bar.set_postfix({k: f"{v:.4f}" for k, v in self.history[-1].items() if k != "epoch"})
+        stop = (
+            self.total_epochs
+            if epochs is None
+            else min(self.total_epochs, self.epoch + int(epochs))
+        )
+        bar = runtime.progress(
+            range(self.epoch, stop), enabled=progress, desc="ImagenI2R"
+        )
+        with TrainingLog(self.history, logging_dir) as log:
+            for epoch in bar:
+                with runtime.seeded(
+                    runtime.derive_seed(self.config.seed, epoch), self.device
+                ):
+                    losses = self._epoch(data, diffusion=epoch >= self.pretrain_epochs)
+                self.epoch = epoch + 1
+                log(self.epoch, **losses)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
         return self
+
+    def _epoch(self, data: torch.Tensor, diffusion: bool) -> dict[str, float]:
+        losses = {"tst_loss": [], "diffusion_loss": []}
+        for batch in data[torch.randperm(len(data))].split(self.config.batch_size):
+            batch = batch.to(self.device)
+            if diffusion:
+                losses["diffusion_loss"].append(self._diffusion_step(batch))
+            if self.completer is not None:
+                losses["tst_loss"].append(self._completer_step(batch))
+        return {
+            name: float(np.mean(values)) for name, values in losses.items() if values
+        }
 
     def _completer_step(self, batch: torch.Tensor) -> float:
         self.completer.train()
         loss = self.completer.loss(batch)
         self.completer_optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.completer.parameters(), self.config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(
+            self.completer.parameters(), self.config.grad_clip
+        )
         self.completer_optimizer.step()
         return loss.item()
 
     def _diffusion_step(self, batch: torch.Tensor) -> float:
         self.denoiser.train()
-        images = self.embedder.ts_to_img(self._complete(batch) * 2 - 1)  # pixels in [-1, 1]
+        # pixels in [-1, 1]
+        images = self.embedder.ts_to_img(self._complete(batch) * 2 - 1)
         if self.config.masked:
-            observed = self.embedder.ts_to_img((~torch.isnan(batch)).float(), pad_value=1.0)
+            observed = self.embedder.ts_to_img(
+                (~torch.isnan(batch)).float(), pad_value=1.0
+            )
         else:
             observed = torch.ones_like(images)
-        loss = masked_edm_loss(self.denoiser, images, observed, self.config.p_mean, self.config.p_std)
+        loss = masked_edm_loss(
+            self.denoiser, images, observed, self.config.p_mean, self.config.p_std
+        )
         self.optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.denoiser.parameters(), self.config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(
+            self.denoiser.parameters(), self.config.grad_clip
+        )
         self.optimizer.step()
         self.ema.update_parameters(self.denoiser)
         return loss.item()
@@ -156,26 +192,53 @@ class ImagenI2R:
     # ------------------------------------------------------------- generate
     def _check_fitted(self):
         if self.scaler is None:
-            raise RuntimeError("the model is not fitted: call fit() first")
+            raise RuntimeError("ImagenI2R is not fitted: call fit() first")
 
-    def sample(self, n: int, seed: int | None = None, inverse: str = "average", use_ema: bool = True,
-               batch_size: int = 512, s_churn: float | None = None, steps: int | None = None) -> np.ndarray:
-        """``n`` generated windows ``[n, length, features]`` in the units of the training data."""
+    def sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        inverse: str = "average",
+        use_ema: bool = True,
+        batch_size: int = 512,
+        s_churn: float | None = None,
+        steps: int | None = None,
+    ) -> np.ndarray:
+        """``n`` generated windows ``[n, length, features]`` in the units of the training data.
+
+        The sampler's noise comes from its own generator, seeded with ``seed``
+        (``config.seed`` when None), so the same seed gives the same windows and
+        the caller's random state is untouched.
+        """
         self._check_fitted()
-        if int(n) < 1:
-            raise ValueError(f"n must be a positive number of samples; got {n}")
+        if isinstance(n, bool) or int(n) != n or n < 1:
+            raise ValueError(f"n must be a positive number of samples; got {n!r}")
+        if (
+            isinstance(batch_size, bool)
+            or int(batch_size) != batch_size
+            or batch_size < 1
+        ):
+            raise ValueError(
+                f"batch_size must be a positive integer; got {batch_size!r}"
+            )
         network = self.ema.module if use_ema else self.denoiser
         network.eval()
-        generator = torch.Generator().manual_seed(self.config.seed if seed is None else int(seed))
+        generator = runtime.torch_generator(self.config.seed if seed is None else seed)
         shape = (self.config.n_features, *self.embedder.image_shape)
+        sizes = [batch_size] * (int(n) // batch_size) + [int(n) % batch_size]
         out = []
-        for size in [batch_size] * (int(n) // batch_size) + [int(n) % batch_size]:
-            if size == 0:
-                continue
-            images = heun_sampler(network, (size, *shape), steps or self.config.sampling_steps,
-                                  self.config.sigma_min, self.config.sigma_max, self.config.rho,
-                                  self.config.s_churn if s_churn is None else s_churn,
-                                  generator=generator, device=self.device)
+        for size in filter(None, sizes):
+            images = heun_sampler(
+                network,
+                (size, *shape),
+                steps or self.config.sampling_steps,
+                self.config.sigma_min,
+                self.config.sigma_max,
+                self.config.rho,
+                self.config.s_churn if s_churn is None else s_churn,
+                generator=generator,
+                device=self.device,
+            )
             out.append(self.embedder.img_to_ts(images, inverse).cpu())
         scaled = ((torch.cat(out) + 1) / 2).clamp(0, 1).numpy()
         return self.scaler.inverse_transform(scaled)
@@ -183,65 +246,82 @@ class ImagenI2R:
     def predict(self, X) -> np.ndarray:
         """The completion the diffusion model is trained on: observed values kept, missing ones filled."""
         self._check_fitted()
-        x = torch.as_tensor(self.scaler.transform(self._windows(X)), dtype=torch.float32, device=self.device)
+        x = torch.as_tensor(
+            self.scaler.transform(self._windows(X)),
+            dtype=torch.float32,
+            device=self.device,
+        )
         if self.completer is not None:
             self.completer.eval()
         return self.scaler.inverse_transform(self._complete(x).cpu().numpy())
 
     # ----------------------------------------------------------- checkpoint
-    def _modules(self) -> dict:
+    def _modules(self) -> dict[str, torch.nn.Module]:
         modules = {"denoiser": self.denoiser, "ema": self.ema}
         if self.completer is not None:
             modules["completer"] = self.completer
         return modules
 
-    def _optimizers(self) -> dict:
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         optimizers = {"optimizer": self.optimizer}
         if self.completer_optimizer is not None:
             optimizers["completer_optimizer"] = self.completer_optimizer
         return optimizers
 
-    def save(self, path: str | Path) -> Path:
-        """Weights and optimizer moments in ``weights.safetensors``; config, scaler, epoch in ``state.json``."""
-        self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tensors, groups = {}, {}
-        for name, module in self._modules().items():
-            tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """Module weights as ``<module>.<key>``, optimizer moments as ``<optimizer>.state.<param>.<moment>``."""
+        tensors = module_tensors(self._modules())
         for name, optimizer in self._optimizers().items():
-            state = optimizer.state_dict()
-            for index, moments in state["state"].items():
-                tensors.update({f"{name}.state.{index}.{k}": v for k, v in moments.items()})
-            groups[name] = state["param_groups"]
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path / WEIGHTS))
-        state = {"format": FORMAT_VERSION, "config": self.config.to_dict(), "epoch": self.epoch,
-                 "history": self.history, "scaler": self.scaler.to_dict(), "param_groups": groups}
-        (path / STATE).write_text(json.dumps(state, indent=1) + "\n")
-        return path
+            for index, moments in optimizer.state_dict()["state"].items():
+                tensors.update(
+                    {f"{name}.state.{index}.{k}": v for k, v in moments.items()}
+                )
+        return tensors
 
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "ImagenI2R":
-        path = Path(path)
-        if not (path / WEIGHTS).exists() or not (path / STATE).exists():
-            raise ValueError(f"{path} is not an ImagenI2R checkpoint (needs {WEIGHTS} and {STATE})")
-        state = json.loads((path / STATE).read_text())
-        if state.get("format") != FORMAT_VERSION:
-            raise ValueError(f"checkpoint format {state.get('format')!r} is not {FORMAT_VERSION}")
-        model = cls(GenerationConfig.from_dict(state["config"]), device)
-        tensors = load_file(str(path / WEIGHTS), device=model.device)
-        for name, module in model._modules().items():
-            prefix = f"{name}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        for name, optimizer in model._optimizers().items():
+    def _load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        optimizers = self._optimizers()
+        load_modules(
+            {k: v for k, v in tensors.items() if k.split(".", 1)[0] not in optimizers},
+            self._modules(),
+        )
+        for name, optimizer in optimizers.items():
             prefix = f"{name}.state."
-            moments: dict[int, dict] = {}
+            moments: dict[int, dict[str, torch.Tensor]] = {}
             for key, value in tensors.items():
                 if key.startswith(prefix):
-                    index, moment = key[len(prefix):].split(".", 1)
+                    index, moment = key[len(prefix) :].split(".", 1)
                     moments.setdefault(int(index), {})[moment] = value
-            groups = [{**g, "betas": tuple(g["betas"])} for g in state["param_groups"][name]]
-            optimizer.load_state_dict({"state": moments, "param_groups": groups})
-        model.scaler = MinMaxScaler.from_dict(state["scaler"])
-        model.epoch, model.history = int(state["epoch"]), list(state["history"])
-        return model
+            # the settings of each group (lr, betas, ...)
+            # come from state.json in _restore
+            optimizer.load_state_dict(
+                {
+                    "state": moments,
+                    "param_groups": optimizer.state_dict()["param_groups"],
+                }
+            )
+
+    def _state(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "scaler": self.scaler.to_dict() if self.scaler is not None else None,
+            "param_groups": {
+                name: optimizer.state_dict()["param_groups"]
+                for name, optimizer in self._optimizers().items()
+            },
+        }
+
+    def _restore(self, state: dict) -> None:
+        for name, optimizer in self._optimizers().items():
+            groups = [
+                {**group, "betas": tuple(group["betas"])}
+                for group in state["param_groups"][name]
+            ]
+            optimizer.load_state_dict(
+                {"state": optimizer.state_dict()["state"], "param_groups": groups}
+            )
+        self.scaler = (
+            MinMaxScaler.from_dict(state["scaler"])
+            if state["scaler"] is not None
+            else None
+        )
+        self.epoch = int(state["epoch"])

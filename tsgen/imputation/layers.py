@@ -20,8 +20,8 @@ where ``g_s`` is the gradient with respect to the pre-norm output, i.e. one
 causal (lower-triangular) matrix product per mini-batch. Only ``θ_b`` is formed,
 to start the next mini-batch. The gradient through the inner LayerNorm is written
 out in closed form (no autograd inside the layer), as in the paper's kernels.
-A per-token loop over the same update (the "primal form") lives in the tests
-and gives the same outputs.
+A per-token loop over the same update (the "primal form",
+:func:`tsgen.imputation.speed.per_token_reference`) gives the same outputs.
 
 Every head has its own inner model and inner LayerNorm. Imputation may look at
 the future: :class:`BidirectionalTTT` runs one layer forward and one on the
@@ -49,12 +49,23 @@ class TTTLayer(nn.Module, abc.ABC):
     ``η_t = base_lr · sigmoid(w·x_t + c) / head_dim`` (one per head and token).
     """
 
-    def __init__(self, d_model: int, n_heads: int = 4, mini_batch_size: int = 16, base_lr: float = 1.0):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 4,
+        mini_batch_size: int = 16,
+        base_lr: float = 1.0,
+    ):
         super().__init__()
         if d_model < 1 or n_heads < 1 or d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads ({n_heads})")
+            raise ValueError(
+                f"d_model ({d_model}) must be a positive "
+                f"multiple of n_heads ({n_heads})"
+            )
         if int(mini_batch_size) != mini_batch_size or mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size must be a positive integer; got {mini_batch_size!r}")
+            raise ValueError(
+                f"mini_batch_size must be a positive integer; got {mini_batch_size!r}"
+            )
         if not base_lr > 0:
             raise ValueError(f"base_lr must be positive; got {base_lr!r}")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
@@ -68,66 +79,98 @@ class TTTLayer(nn.Module, abc.ABC):
         self.out_norm = nn.LayerNorm(d_model)
         self.out_proj = nn.Linear(d_model, d_model)
 
-    # ---- the pieces (public so that the per-token reference in the tests can reuse them)
-    def views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # ---- the pieces
+    # (public so that the per-token reference in speed.py can reuse them)
+    def views(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``q, k, v`` as ``[B, H, T, head_dim]`` and the inner learning rate ``η`` as ``[B, H, T]``."""
         batch, length, _ = x.shape
 
         def heads(t):
             return t.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
 
-        eta = self.base_lr * torch.sigmoid(self.lr_gate(x)).transpose(1, 2) / self.head_dim
+        eta = (
+            self.base_lr
+            * torch.sigmoid(self.lr_gate(x)).transpose(1, 2)
+            / self.head_dim
+        )
         return heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x)), eta
 
-    def inner_norm(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def inner_norm(
+        self, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-head LayerNorm over ``head_dim``: ``(output, normalised z, std)``."""
         mean = z.mean(-1, keepdim=True)
         std = torch.sqrt(z.var(-1, unbiased=False, keepdim=True) + _LN_EPS)
         z_hat = (z - mean) / std
         return self.inner_norm_weight * z_hat + self.inner_norm_bias, z_hat, std
 
-    def reconstruction_grad(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def reconstruction_grad(
+        self, z: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
         """Gradient of ``½‖LN(z) − target‖²`` with respect to ``z``, through the LayerNorm."""
+
         out, z_hat, std = self.inner_norm(z)
         g_hat = (out - target) * self.inner_norm_weight
-        return (g_hat - g_hat.mean(-1, keepdim=True) - z_hat * (g_hat * z_hat).mean(-1, keepdim=True)) / std
+        return (
+            g_hat
+            - g_hat.mean(-1, keepdim=True)
+            - z_hat * (g_hat * z_hat).mean(-1, keepdim=True)
+        ) / std
 
     def merge_heads(self, z: torch.Tensor) -> torch.Tensor:
         """``[B, H, T, head_dim]`` → ``[B, T, d_model]`` through the output norm and projection."""
+
         batch, _, length, _ = z.shape
-        return self.out_proj(self.out_norm(z.transpose(1, 2).reshape(batch, length, self.d_model)))
+        return self.out_proj(
+            self.out_norm(z.transpose(1, 2).reshape(batch, length, self.d_model))
+        )
 
     @abc.abstractmethod
     def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
         """The learned initial inner weights, one copy per sample: tensors ``[B, H, ...]``."""
 
     @abc.abstractmethod
-    def inner_model(self, state: tuple[torch.Tensor, ...], x: torch.Tensor) -> torch.Tensor:
+    def inner_model(
+        self, state: tuple[torch.Tensor, ...], x: torch.Tensor
+    ) -> torch.Tensor:
         """``f(x; θ)`` before the inner LayerNorm, for ``x`` of shape ``[B, H, t, head_dim]``."""
 
     @abc.abstractmethod
-    def dual_step(self, state, q, k, v, eta) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    def dual_step(
+        self, state, q, k, v, eta
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """One inner mini-batch in the dual form: ``(z [B, H, t, head_dim], state at its end)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"expected input [batch, time, {self.d_model}]; got shape {tuple(x.shape)}")
+            raise ValueError(
+                "expected input [batch, time, "
+                f"{self.d_model}]; got shape {tuple(x.shape)}"
+            )
         q, k, v, eta = self.views(x)
         state = self.initial_state(x.shape[0])
         outputs = []
         for start in range(0, x.shape[1], self.mini_batch_size):
             chunk = slice(start, start + self.mini_batch_size)
-            z, state = self.dual_step(state, q[:, :, chunk], k[:, :, chunk], v[:, :, chunk], eta[:, :, chunk])
+            z, state = self.dual_step(
+                state, q[:, :, chunk], k[:, :, chunk], v[:, :, chunk], eta[:, :, chunk]
+            )
             outputs.append(z)
         return self.merge_heads(torch.cat(outputs, dim=2))
 
 
-def _causal_weights(left: torch.Tensor, right: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+def _causal_weights(
+    left: torch.Tensor, right: torch.Tensor, eta: torch.Tensor
+) -> torch.Tensor:
     """``[B, H, t, t]`` with entry ``(t, s) = η_s (left_t·right_s + 1)`` for ``s ≤ t``, else 0."""
     return torch.tril((left @ right.transpose(-1, -2) + 1.0) * eta.unsqueeze(-2))
 
 
-def _weighted_outer(x: torch.Tensor, g: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+def _weighted_outer(
+    x: torch.Tensor, g: torch.Tensor, eta: torch.Tensor
+) -> torch.Tensor:
     """``Σ_s η_s x_sᵀ g_s``: the summed weight gradient of a mini-batch."""
     return (x * eta.unsqueeze(-1)).transpose(-1, -2) @ g
 
@@ -139,9 +182,17 @@ def _weighted_sum(g: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
 class TTTLinear(TTTLayer):
     """TTT layer whose inner model is linear: ``f(x; W, b) = x W + b`` per head."""
 
-    def __init__(self, d_model: int, n_heads: int = 4, mini_batch_size: int = 16, base_lr: float = 1.0):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 4,
+        mini_batch_size: int = 16,
+        base_lr: float = 1.0,
+    ):
         super().__init__(d_model, n_heads, mini_batch_size, base_lr)
-        self.W0 = nn.Parameter(torch.randn(n_heads, self.head_dim, self.head_dim) * 0.02)
+        self.W0 = nn.Parameter(
+            torch.randn(n_heads, self.head_dim, self.head_dim) * 0.02
+        )
         self.b0 = nn.Parameter(torch.zeros(n_heads, 1, self.head_dim))
 
     def initial_state(self, batch):
@@ -169,7 +220,13 @@ def _gelu_grad(x: torch.Tensor) -> torch.Tensor:
 class TTTMLP(TTTLayer):
     """TTT layer whose inner model is a two-layer MLP with a GELU, hidden width ``4 · head_dim``."""
 
-    def __init__(self, d_model: int, n_heads: int = 4, mini_batch_size: int = 16, base_lr: float = 1.0):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 4,
+        mini_batch_size: int = 16,
+        base_lr: float = 1.0,
+    ):
         super().__init__(d_model, n_heads, mini_batch_size, base_lr)
         hidden = 4 * self.head_dim
         self.W1 = nn.Parameter(torch.randn(n_heads, self.head_dim, hidden) * 0.02)
@@ -178,7 +235,9 @@ class TTTMLP(TTTLayer):
         self.b2 = nn.Parameter(torch.zeros(n_heads, 1, self.head_dim))
 
     def initial_state(self, batch):
-        return tuple(p.expand(batch, -1, -1, -1) for p in (self.W1, self.b1, self.W2, self.b2))
+        return tuple(
+            p.expand(batch, -1, -1, -1) for p in (self.W1, self.b1, self.W2, self.b2)
+        )
 
     def inner_model(self, state, x):
         W1, b1, W2, b2 = state
@@ -186,7 +245,8 @@ class TTTMLP(TTTLayer):
 
     def dual_step(self, state, q, k, v, eta):
         W1, b1, W2, b2 = state
-        # gradients at the mini-batch's starting weights, by hand (backprop through two layers)
+        # gradients at the mini-batch's starting
+        # weights, by hand (backprop through two layers)
         z1 = k @ W1 + b1
         x2 = nn.functional.gelu(z1)
         g2 = self.reconstruction_grad(x2 @ W2 + b2, v - k)
@@ -204,11 +264,15 @@ class TTTMLP(TTTLayer):
         return q + self.inner_norm(z2_q)[0], new_state
 
 
-def make_ttt_layer(layer_type: str, d_model: int, n_heads: int, mini_batch_size: int, base_lr: float) -> TTTLayer:
+def make_ttt_layer(
+    layer_type: str, d_model: int, n_heads: int, mini_batch_size: int, base_lr: float
+) -> TTTLayer:
     """A :class:`TTTLinear` (``"linear"``) or :class:`TTTMLP` (``"mlp"``)."""
     classes = {"linear": TTTLinear, "mlp": TTTMLP}
     if layer_type not in classes:
-        raise ValueError(f"unknown TTT layer type {layer_type!r}; choose one of {LAYER_TYPES}")
+        raise ValueError(
+            f"unknown TTT layer type {layer_type!r}; choose one of {LAYER_TYPES}"
+        )
     return classes[layer_type](d_model, n_heads, mini_batch_size, base_lr)
 
 
@@ -218,7 +282,9 @@ class BidirectionalTTT(nn.Module):
     def __init__(self, forward_layer: TTTLayer, backward_layer: TTTLayer):
         super().__init__()
         if forward_layer.d_model != backward_layer.d_model:
-            raise ValueError("the forward and backward layers must have the same d_model")
+            raise ValueError(
+                "the forward and backward layers must have the same d_model"
+            )
         self.forward_layer, self.backward_layer = forward_layer, backward_layer
         self.mix = nn.Linear(2 * forward_layer.d_model, forward_layer.d_model)
 
@@ -230,17 +296,33 @@ class BidirectionalTTT(nn.Module):
 class TTTBlock(nn.Module):
     """Pre-norm residual block: ``h + TTT(LN(h))`` then ``h + FFN(LN(h))``."""
 
-    def __init__(self, d_model: int, d_ffn: int, n_heads: int = 4, layer_type: str = "linear",
-                 mini_batch_size: int = 16, base_lr: float = 1.0, bidirectional: bool = True, dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        d_ffn: int,
+        n_heads: int = 4,
+        layer_type: str = "linear",
+        mini_batch_size: int = 16,
+        base_lr: float = 1.0,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+    ):
         super().__init__()
 
         def layer():
-            return make_ttt_layer(layer_type, d_model, n_heads, mini_batch_size, base_lr)
+            return make_ttt_layer(
+                layer_type, d_model, n_heads, mini_batch_size, base_lr
+            )
 
         self.norm1 = nn.LayerNorm(d_model)
         self.ttt = BidirectionalTTT(layer(), layer()) if bidirectional else layer()
         self.norm2 = nn.LayerNorm(d_model)
-        self.ffn = nn.Sequential(nn.Linear(d_model, d_ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ffn, d_model))
+        self.ffn = nn.Sequential(
+            nn.Linear(d_model, d_ffn),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_ffn, d_model),
+        )
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -255,7 +337,9 @@ class TTTEncoder(nn.Module):
         super().__init__()
         if int(n_layers) != n_layers or n_layers < 1:
             raise ValueError(f"n_layers must be a positive integer; got {n_layers!r}")
-        self.blocks = nn.ModuleList(TTTBlock(d_model, d_ffn, **block_kwargs) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(
+            TTTBlock(d_model, d_ffn, **block_kwargs) for _ in range(n_layers)
+        )
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

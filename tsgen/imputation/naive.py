@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..data.validation import as_float_array
+from ..runtime import seeded, torch_generator
 
 
 class NaiveTTTImputer(nn.Module):
@@ -27,27 +28,35 @@ class NaiveTTTImputer(nn.Module):
     ``W_t = W_{t−1} − inner_lr · ∇_W ‖k_t W_{t−1} − v_t‖²``; output ``readout(q_t W_t)``.
     """
 
-    def __init__(self, n_features: int, d_hidden: int = 16, inner_lr: float = 0.1, seed: int = 0):
+    def __init__(
+        self, n_features: int, d_hidden: int = 16, inner_lr: float = 0.1, seed: int = 0
+    ):
         super().__init__()
         if n_features < 1 or d_hidden < 1:
-            raise ValueError(f"n_features and d_hidden must be positive; got {n_features}, {d_hidden}")
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
+            raise ValueError(
+                "n_features and d_hidden must be "
+                f"positive; got {n_features}, {d_hidden}"
+            )
         self.n_features, self.inner_lr = n_features, float(inner_lr)
-        self.key = nn.Linear(2 * n_features, d_hidden)
-        self.value = nn.Linear(2 * n_features, d_hidden)
-        self.query = nn.Linear(2 * n_features, d_hidden)
-        self.W0 = nn.Parameter(torch.zeros(d_hidden, d_hidden))
-        self.readout = nn.Linear(d_hidden, n_features)
-        torch.random.set_rng_state(generator_state)
+        # reproducible initialisation that leaves the caller's generators alone
+        with seeded(seed):
+            self.key = nn.Linear(2 * n_features, d_hidden)
+            self.value = nn.Linear(2 * n_features, d_hidden)
+            self.query = nn.Linear(2 * n_features, d_hidden)
+            self.W0 = nn.Parameter(torch.zeros(d_hidden, d_hidden))
+            self.readout = nn.Linear(d_hidden, n_features)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         if X.ndim != 3 or X.shape[-1] != self.n_features:
-            raise ValueError(f"expected X [batch, time, {self.n_features}]; got shape {tuple(X.shape)}")
+            raise ValueError(
+                f"expected X [batch, time, {self.n_features}]; "
+                f"got shape {tuple(X.shape)}"
+            )
         mask = (~torch.isnan(X)).to(X.dtype)
         u = torch.cat([torch.nan_to_num(X), mask], dim=-1)
         outputs = []
-        with torch.enable_grad():  # the hidden-state update is a gradient step, even at inference
+        # the hidden-state update is a gradient step, even at inference
+        with torch.enable_grad():
             W = self.W0.expand(X.shape[0], -1, -1)
             for t in range(X.shape[1]):
                 k, v, q = self.key(u[:, t]), self.value(u[:, t]), self.query(u[:, t])
@@ -71,8 +80,14 @@ class NaiveTTTImputer(nn.Module):
         return np.where(np.isnan(arr), reconstruction, arr)
 
 
-def train_naive(model: NaiveTTTImputer, X, epochs: int = 5, lr: float = 1e-2, batch_size: int = 32,
-                seed: int = 0) -> list[float]:
+def train_naive(
+    model: NaiveTTTImputer,
+    X,
+    epochs: int = 5,
+    lr: float = 1e-2,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> list[float]:
     """Fit on the observed entries of ``X`` (mean squared reconstruction error); returns the loss per epoch.
 
     No validation split, no held-out entries, no early stopping: the naive
@@ -80,8 +95,11 @@ def train_naive(model: NaiveTTTImputer, X, epochs: int = 5, lr: float = 1e-2, ba
     """
     arr = torch.as_tensor(as_float_array(X, "X", ndim=3), dtype=torch.float32)
     if arr.shape[-1] != model.n_features:
-        raise ValueError(f"X has {arr.shape[-1]} features; the model was built for {model.n_features}")
-    generator = torch.Generator().manual_seed(seed)
+        raise ValueError(
+            f"X has {arr.shape[-1]} features; the "
+            f"model was built for {model.n_features}"
+        )
+    generator = torch_generator(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     observed = ~torch.isnan(arr)
     losses = []

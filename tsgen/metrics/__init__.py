@@ -12,10 +12,12 @@ times and return a :class:`MetricResult`, which unpacks as ``mean, std``):
 * :func:`correlation_score` — Diffusion-TS's cross-correlation difference.
 
 :func:`imputation_errors` gives MAE / MSE / RMSE / MRE over a mask through
-PyPOTS; :func:`distort` makes the controlled distortions of the sanity checks.
+PyPOTS; :func:`distort` makes the controlled distortions of the sanity checks,
+and :mod:`tsgen.metrics.experiments` runs them (chapter 9's sanity grid).
 Forecasting (clinical) metrics live in :mod:`tsgen.metrics.clinical`.
 """
 
+from . import experiments
 from .base import MetricResult
 from .context_fid import ContextFID, context_fid, frechet_distance
 from .correlation import correlation_distance, correlation_score, cross_correlations
@@ -37,6 +39,7 @@ __all__ = [
     "cross_correlations",
     "discriminative_score",
     "distort",
+    "experiments",
     "frechet_distance",
     "imputation_errors",
     "predictive_score",

@@ -40,49 +40,72 @@ class MetricResult:
         from scipy import stats
 
         k = len(self.values)
-        return float(stats.t.ppf(0.975, k - 1) * self.std / math.sqrt(k)) if k > 1 else 0.0
+        return (
+            float(stats.t.ppf(0.975, k - 1) * self.std / math.sqrt(k)) if k > 1 else 0.0
+        )
 
     def __iter__(self):
         return iter((self.mean, self.std))
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.mean:.4f} ± {self.std:.4f} (std over {len(self.values)} repeats)"
+        return (
+            f"{self.name}: {self.mean:.4f} ± {self.std:.4f} "
+            f"(std over {len(self.values)} repeats)"
+        )
 
 
 def check_series(x, name: str) -> np.ndarray:
     """A complete batch of series ``[n, length, features]`` as float32: no NaN, no inf."""
     arr = np.asarray(x, dtype=float)
     if arr.ndim != 3:
-        raise ValueError(f"{name} must be 3-D [n_samples, length, features]; got a {arr.ndim}-D array of shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be 3-D [n_samples, length, features]; "
+            f"got a {arr.ndim}-D array of shape {arr.shape}"
+        )
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if np.isnan(arr).any():
         raise ValueError(
-            f"{name} holds {int(np.isnan(arr).sum())} NaN value(s): generation metrics need complete series "
-            "(impute or drop incomplete windows first)"
+            f"{name} holds {int(np.isnan(arr).sum())} NaN value(s): generation "
+            "metrics need complete series (impute or drop incomplete windows first)"
         )
     if np.isinf(arr).any():
         raise ValueError(f"{name} holds {int(np.isinf(arr).sum())} infinite value(s)")
     return arr.astype(np.float32)
 
 
-def check_pair(real, fake, min_samples: int = 2, min_length: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(
+    real, fake, min_samples: int = 2, min_length: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Check real and generated batches one by one, then against each other."""
     real, fake = check_series(real, "real"), check_series(fake, "fake")
     if real.shape[2] != fake.shape[2]:
-        raise ValueError(f"real has {real.shape[2]} features but fake has {fake.shape[2]}")
+        raise ValueError(
+            f"real has {real.shape[2]} features but fake has {fake.shape[2]}"
+        )
     if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"real series have length {real.shape[1]} but fake series have length {fake.shape[1]}")
+        raise ValueError(
+            f"real series have length {real.shape[1]} "
+            f"but fake series have length {fake.shape[1]}"
+        )
     if real.shape[1] < min_length:
-        raise ValueError(f"series must have at least {min_length} time steps; got {real.shape[1]}")
+        raise ValueError(
+            f"series must have at least {min_length} time steps; got {real.shape[1]}"
+        )
     for name, arr in (("real", real), ("fake", fake)):
         if arr.shape[0] < min_samples:
-            raise ValueError(f"{name} needs at least {min_samples} series; got {arr.shape[0]}")
+            raise ValueError(
+                f"{name} needs at least {min_samples} series; got {arr.shape[0]}"
+            )
     return real, fake
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
-    if int(value) != value or value < minimum:
+    """A whole number ``>= minimum`` as an int (``2.0`` is 2; ``2.5``, ``True`` and ``"2"`` are errors)."""
+    whole = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not whole or not float(value).is_integer() or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
 

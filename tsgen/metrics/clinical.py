@@ -25,11 +25,15 @@ def _pair(y_true, y_pred, name: str = "glucose") -> tuple[np.ndarray, np.ndarray
     t = np.asarray(y_true, dtype=float).ravel()
     p = np.asarray(y_pred, dtype=float).ravel()
     if t.shape != p.shape:
-        raise ValueError(f"{name}: reference and prediction differ in size ({t.size} vs {p.size})")
+        raise ValueError(
+            f"{name}: reference and prediction differ in size ({t.size} vs {p.size})"
+        )
     if t.size == 0:
         raise ValueError(f"{name}: no values to score")
     if not (np.isfinite(t).all() and np.isfinite(p).all()):
-        raise ValueError(f"{name}: NaN or infinite values; drop unobserved targets before scoring")
+        raise ValueError(
+            f"{name}: NaN or infinite values; drop unobserved targets before scoring"
+        )
     return t, p
 
 
@@ -56,14 +60,18 @@ def clarke_zones(reference, prediction) -> np.ndarray:
     r, p = _pair(reference, prediction, "clarke_zones")
     zone_a = ((r <= 70) & (p <= 70)) | ((p <= 1.2 * r) & (p >= 0.8 * r))
     zone_e = ((r >= 180) & (p <= 70)) | ((r <= 70) & (p >= 180))
-    zone_c = ((r >= 70) & (r <= 290) & (p >= r + 110)) | ((r >= 130) & (r <= 180) & (p <= 7 / 5 * r - 182))
+    zone_c = ((r >= 70) & (r <= 290) & (p >= r + 110)) | (
+        (r >= 130) & (r <= 180) & (p <= 7 / 5 * r - 182)
+    )
     zone_d = (
         ((r >= 240) & (p >= 70) & (p <= 180))
         | ((r <= 175 / 3) & (p <= 180) & (p >= 70))
         | ((r >= 175 / 3) & (r <= 70) & (p >= 6 / 5 * r))
     )
     # Precedence as in the published grid: A, then E, C, D; everything else is B.
-    return np.select([zone_a, zone_e, zone_c, zone_d], ["A", "E", "C", "D"], default="B")
+    return np.select(
+        [zone_a, zone_e, zone_c, zone_d], ["A", "E", "C", "D"], default="B"
+    )
 
 
 def clarke_shares(reference, prediction) -> dict[str, float]:
@@ -72,7 +80,9 @@ def clarke_shares(reference, prediction) -> dict[str, float]:
     return {z: float(np.mean(zones == z)) for z in ZONES}
 
 
-def time_in_range(glucose_mgdl, low: float = 70.0, high: float = 180.0) -> dict[str, float]:
+def time_in_range(
+    glucose_mgdl, low: float = 70.0, high: float = 180.0
+) -> dict[str, float]:
     """Fractions of readings below ``low``, within [low, high] and above ``high`` (NaN readings ignored)."""
     g = np.asarray(glucose_mgdl, dtype=float).ravel()
     if np.isinf(g).any():
@@ -80,24 +90,40 @@ def time_in_range(glucose_mgdl, low: float = 70.0, high: float = 180.0) -> dict[
     g = g[~np.isnan(g)]
     if g.size == 0:
         raise ValueError("time_in_range: no observed glucose value")
-    return {"below": float(np.mean(g < low)), "in range": float(np.mean((g >= low) & (g <= high))),
-            "above": float(np.mean(g > high))}
+    return {
+        "below": float(np.mean(g < low)),
+        "in range": float(np.mean((g >= low) & (g <= high))),
+        "above": float(np.mean(g > high)),
+    }
 
 
-def horizon_metrics(forecasts: pd.DataFrame, horizons=(30, 60), pred_col: str = "bg_mgdl",
-                    true_col: str = "bg_mgdl_true", horizon_col: str = "horizon_min") -> pd.DataFrame:
+def horizon_metrics(
+    forecasts: pd.DataFrame,
+    horizons=(30, 60),
+    pred_col: str = "bg_mgdl",
+    true_col: str = "bg_mgdl_true",
+    horizon_col: str = "horizon_min",
+) -> pd.DataFrame:
     """RMSE and MAE (mg/dL and mmol/L), MARD and Clarke zone shares at each horizon in minutes.
 
     Rows whose observed value is missing are left out (they cannot be scored).
     """
-    missing = [c for c in (pred_col, true_col, horizon_col) if c not in forecasts.columns]
+    missing = [
+        c for c in (pred_col, true_col, horizon_col) if c not in forecasts.columns
+    ]
     if missing:
-        raise ValueError(f"forecast table lacks column(s) {missing}; it has {list(forecasts.columns)}")
+        raise ValueError(
+            f"forecast table lacks column(s) {missing}; "
+            f"it has {list(forecasts.columns)}"
+        )
     rows = {}
     for h in horizons:
         at = forecasts[(forecasts[horizon_col] == h) & forecasts[true_col].notna()]
         if at.empty:
-            raise ValueError(f"no scorable forecast at horizon {h} min (available: {sorted(forecasts[horizon_col].unique())})")
+            raise ValueError(
+                f"no scorable forecast at horizon {h} min (available: "
+                f"{sorted(forecasts[horizon_col].unique())})"
+            )
         t, p = at[true_col].to_numpy(), at[pred_col].to_numpy()
         rows[h] = {
             "RMSE mg/dL": rmse(t, p),
@@ -113,26 +139,53 @@ def horizon_metrics(forecasts: pd.DataFrame, horizons=(30, 60), pred_col: str = 
     return table
 
 
-def plot_clarke(reference, prediction, ax=None, title: str = "Clarke error grid", **scatter_kw):
+def plot_clarke(
+    reference, prediction, ax=None, title: str = "Clarke error grid", **scatter_kw
+):
     """Scatter (reference, prediction) in mg/dL over the Clarke error grid; returns the axes."""
     import matplotlib.pyplot as plt
 
     r, p = _pair(reference, prediction, "plot_clarke")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(r, p, s=scatter_kw.pop("s", 4), alpha=scatter_kw.pop("alpha", 0.4), **scatter_kw)
+    ax.scatter(
+        r, p, s=scatter_kw.pop("s", 4), alpha=scatter_kw.pop("alpha", 0.4), **scatter_kw
+    )
     ax.plot([0, 400], [0, 400], ":", color="grey", lw=1)
     boundaries = [
-        ([0, 175 / 3], [70, 70]), ([175 / 3, 400 / 1.2], [70, 400]), ([70, 70], [84, 400]),
-        ([0, 70], [180, 180]), ([70, 290], [180, 400]), ([70, 70], [0, 56]), ([70, 400], [56, 320]),
-        ([180, 180], [0, 70]), ([180, 400], [70, 70]), ([240, 240], [70, 180]),
-        ([240, 400], [180, 180]), ([130, 180], [0, 70]),
+        ([0, 175 / 3], [70, 70]),
+        ([175 / 3, 400 / 1.2], [70, 400]),
+        ([70, 70], [84, 400]),
+        ([0, 70], [180, 180]),
+        ([70, 290], [180, 400]),
+        ([70, 70], [0, 56]),
+        ([70, 400], [56, 320]),
+        ([180, 180], [0, 70]),
+        ([180, 400], [70, 70]),
+        ([240, 240], [70, 180]),
+        ([240, 400], [180, 180]),
+        ([130, 180], [0, 70]),
     ]
     for xs, ys in boundaries:
         ax.plot(xs, ys, "-", color="k", lw=1)
-    for label, x, y in [("A", 30, 15), ("B", 370, 260), ("B", 280, 370), ("C", 160, 370), ("C", 160, 15),
-                        ("D", 30, 140), ("D", 370, 120), ("E", 30, 370), ("E", 370, 15)]:
+    for label, x, y in [
+        ("A", 30, 15),
+        ("B", 370, 260),
+        ("B", 280, 370),
+        ("C", 160, 370),
+        ("C", 160, 15),
+        ("D", 30, 140),
+        ("D", 370, 120),
+        ("E", 30, 370),
+        ("E", 370, 15),
+    ]:
         ax.text(x, y, label, fontsize=12, ha="center", va="center")
-    ax.set(xlim=(0, 400), ylim=(0, 400), xlabel="reference glucose (mg/dL)",
-           ylabel="predicted glucose (mg/dL)", title=title, aspect="equal")
+    ax.set(
+        xlim=(0, 400),
+        ylim=(0, 400),
+        xlabel="reference glucose (mg/dL)",
+        ylabel="predicted glucose (mg/dL)",
+        title=title,
+        aspect="equal",
+    )
     return ax

@@ -28,13 +28,18 @@ def frechet_distance(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     for name, arr in (("a", a), ("b", b)):
         if arr.ndim != 2 or arr.shape[0] < 2:
-            raise ValueError(f"{name} must be 2-D [n >= 2, dims]; got shape {arr.shape}")
+            raise ValueError(
+                f"{name} must be 2-D [n >= 2, dims]; got shape {arr.shape}"
+            )
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} holds NaN or infinite values")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a has {a.shape[1]} dimensions but b has {b.shape[1]}")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    cov_a, cov_b = (
+        np.atleast_2d(np.cov(a, rowvar=False)),
+        np.atleast_2d(np.cov(b, rowvar=False)),
+    )
     covmean = linalg.sqrtm(cov_a @ cov_b)
     covmean = np.real(covmean)
     distance = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * covmean)
@@ -64,27 +69,37 @@ class ContextFID:
             raise ValueError(f"real needs at least 2 series; got {real.shape[0]}")
         self.real = real
         repeats = check_count(repeats, "repeats")
-        config = TS2VecConfig(input_dims=real.shape[2], output_dims=output_dims)
         self.encoders = []
         self.real_codes = []
 
         def train(s, d):
-            encoder = TS2Vec(config, device=d, seed=s).fit(real, iterations, progress=progress)
+            config = TS2VecConfig(
+                input_dims=real.shape[2],
+                output_dims=output_dims,
+                iterations=iterations,
+                seed=s,
+            )
+            encoder = TS2Vec(config, device=d).fit(real, progress=progress)
             self.encoders.append(encoder)
             self.real_codes.append(encoder.encode(real))
-            return encoder.losses[-1]
+            return encoder.history[-1]["loss"]
 
-        # the repeat machinery seeds each training and times it
-        self.training = repeat("TS2Vec final training loss", train, repeats, seed, device)
+        # the repeat machinery times each training (and checks its loss is finite)
+        self.training = repeat(
+            "TS2Vec last-epoch training loss", train, repeats, seed, device
+        )
 
     def __call__(self, fake) -> MetricResult:
         _, fake = check_pair(self.real, fake)
         start = time.perf_counter()
         values = tuple(
-            frechet_distance(codes, encoder.encode(fake)) for encoder, codes in zip(self.encoders, self.real_codes)
+            frechet_distance(codes, encoder.encode(fake))
+            for encoder, codes in zip(self.encoders, self.real_codes, strict=True)
         )
         # the cost of the metric from scratch: the encoder trainings plus this scoring
-        return MetricResult("context-FID", values, self.training.seconds + time.perf_counter() - start)
+        return MetricResult(
+            "context-FID", values, self.training.seconds + time.perf_counter() - start
+        )
 
 
 def context_fid(
@@ -104,5 +119,6 @@ def context_fid(
     published protocol uses.
     """
     check_pair(real, fake)
-    return ContextFID(real, seed, device, iterations, repeats, output_dims, progress)(fake)
-
+    return ContextFID(real, seed, device, iterations, repeats, output_dims, progress)(
+        fake
+    )

@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import numpy_rng
 from .base import MetricResult, check_count, check_pair, repeat
 
 
 def cross_correlations(x: np.ndarray, lags: int = 1) -> np.ndarray:
     """Mean products of standardised feature pairs at lags ``0 .. lags-1``: ``[lags, n_pairs]``."""
-    std = x.std(axis=(0, 1), ddof=1, keepdims=True)  # torch's default (unbiased), as in the reference
+    # torch's default (unbiased), as in the reference
+    std = x.std(axis=(0, 1), ddof=1, keepdims=True)
     flat = np.flatnonzero(std.ravel() == 0)
     if flat.size:
-        raise ValueError(f"feature(s) {flat.tolist()} are constant: their correlation is undefined")
+        raise ValueError(
+            f"feature(s) {flat.tolist()} are constant: their correlation is undefined"
+        )
     z = (x - x.mean(axis=(0, 1), keepdims=True)) / std
     left, right = np.tril_indices(x.shape[2])
     out = []
@@ -42,7 +46,10 @@ def correlation_distance(real, fake, lags: int = 1) -> float:
     """One evaluation of the correlation score on whole sets (no subsampling)."""
     real, fake = check_pair(real, fake, min_length=lags)
     real, fake = real.astype(np.float64), fake.astype(np.float64)
-    return float(np.abs(cross_correlations(fake, lags) - cross_correlations(real, lags)).sum() / 10)
+    return float(
+        np.abs(cross_correlations(fake, lags) - cross_correlations(real, lags)).sum()
+        / 10
+    )
 
 
 def correlation_score(
@@ -62,14 +69,19 @@ def correlation_score(
     """
     real, fake = check_pair(real, fake, min_length=check_count(lags, "lags"))
     repeats = check_count(repeats, "repeats")
-    size = len(real) // repeats if sample_size is None else check_count(sample_size, "sample_size")
+    size = (
+        len(real) // repeats
+        if sample_size is None
+        else check_count(sample_size, "sample_size")
+    )
     if size < 2 or size > min(len(real), len(fake)):
         raise ValueError(
-            f"subsets of {size} series do not fit: need 2 <= size <= min(len(real), len(fake)) = {min(len(real), len(fake))}"
+            f"subsets of {size} series do not fit: need 2 <= size <= "
+            f"min(len(real), len(fake)) = {min(len(real), len(fake))}"
         )
 
     def run_once(s, _device):
-        rng = np.random.default_rng(s)
+        rng = numpy_rng(s)
         r = real[rng.choice(len(real), size, replace=False)]
         f = fake[rng.choice(len(fake), size, replace=False)]
         return correlation_distance(r, f, lags)

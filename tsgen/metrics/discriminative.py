@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..runtime import numpy_rng
 from .base import MetricResult, batch_indices, check_count, check_pair, repeat, steps
 
 ITERATIONS = 2000
@@ -46,8 +47,10 @@ def _split(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return perm[:cut], perm[cut:]
 
 
-def _score_once(real, fake, seed, device, iterations, batch_size, lr, progress) -> float:
-    rng = np.random.default_rng(seed)
+def _score_once(
+    real, fake, seed, device, iterations, batch_size, lr, progress
+) -> float:
+    rng = numpy_rng(seed)
     real_train, real_test = _split(len(real), rng)
     fake_train, fake_test = _split(len(fake), rng)
     r_train = torch.as_tensor(real[real_train], device=device)
@@ -60,15 +63,21 @@ def _score_once(real, fake, seed, device, iterations, batch_size, lr, progress) 
         x_r = r_train[batch_indices(rng, len(r_train), batch_size)]
         x_f = f_train[batch_indices(rng, len(f_train), batch_size)]
         logits = model(torch.cat([x_r, x_f]))
-        labels = torch.cat([torch.ones(len(x_r), device=device), torch.zeros(len(x_f), device=device)])
+        labels = torch.cat(
+            [torch.ones(len(x_r), device=device), torch.zeros(len(x_f), device=device)]
+        )
         loss = loss_fn(logits, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     model.eval()
     with torch.no_grad():
-        correct_real = (model(torch.as_tensor(real[real_test], device=device)) > 0).sum().item()
-        correct_fake = (model(torch.as_tensor(fake[fake_test], device=device)) <= 0).sum().item()
+        correct_real = (
+            (model(torch.as_tensor(real[real_test], device=device)) > 0).sum().item()
+        )
+        correct_fake = (
+            (model(torch.as_tensor(fake[fake_test], device=device)) <= 0).sum().item()
+        )
     accuracy = (correct_real + correct_fake) / (len(real_test) + len(fake_test))
     return abs(0.5 - accuracy)
 
@@ -95,6 +104,10 @@ def discriminative_score(
     batch_size = check_count(batch_size, "batch_size")
     return repeat(
         "discriminative score",
-        lambda s, d: _score_once(real, fake, s, d, iterations, batch_size, lr, progress),
-        repeats, seed, device,
+        lambda s, d: _score_once(
+            real, fake, s, d, iterations, batch_size, lr, progress
+        ),
+        repeats,
+        seed,
+        device,
     )

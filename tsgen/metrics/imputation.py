@@ -21,12 +21,17 @@ def imputation_errors(imputed, truth, mask) -> dict[str, float]:
     the mask it must be complete. ``imputed`` must be complete everywhere
     the mask is 1. MRE is PyPOTS's: sum |error| / sum |truth| over the mask.
     """
-    from .. import _pypots  # noqa: F401  (no banner)
+    from .. import _pypots  # noqa: F401  (no banner; before pypots)
+
+    # isort: split
     from pypots.nn.functional import calc_mae, calc_mre, calc_mse, calc_rmse
 
     imputed, truth, mask = (np.asarray(a, dtype=float) for a in (imputed, truth, mask))
     if not imputed.shape == truth.shape == mask.shape:
-        raise ValueError(f"imputed {imputed.shape}, truth {truth.shape} and mask {mask.shape} must have one shape")
+        raise ValueError(
+            f"imputed {imputed.shape}, truth {truth.shape} "
+            f"and mask {mask.shape} must have one shape"
+        )
     if not np.isin(mask, (0.0, 1.0)).all():
         raise ValueError("mask must hold only 0 and 1")
     if mask.sum() == 0:

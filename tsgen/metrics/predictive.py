@@ -18,10 +18,10 @@ Lower is better; the floor is the error of a model trained on real data.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
+from ..runtime import numpy_rng
 from .base import MetricResult, batch_indices, check_count, check_pair, repeat, steps
 
 ITERATIONS = 5000
@@ -41,8 +41,10 @@ class GRUPredictor(nn.Module):
         return torch.sigmoid(self.head(out))
 
 
-def _score_once(real, fake, seed, device, iterations, batch_size, lr, progress) -> float:
-    rng = np.random.default_rng(seed)
+def _score_once(
+    real, fake, seed, device, iterations, batch_size, lr, progress
+) -> float:
+    rng = numpy_rng(seed)
     train = torch.as_tensor(fake, device=device)
     features = real.shape[2]
     model = GRUPredictor(features, max(1, features // 2)).to(device)
@@ -56,7 +58,10 @@ def _score_once(real, fake, seed, device, iterations, batch_size, lr, progress) 
     model.eval()
     test = torch.as_tensor(real, device=device)
     with torch.no_grad():
-        errors = [torch.mean(torch.abs(model(x[:, :-1]) - x[:, 1:])).item() * len(x) for x in test.split(1024)]
+        errors = [
+            torch.mean(torch.abs(model(x[:, :-1]) - x[:, 1:])).item() * len(x)
+            for x in test.split(1024)
+        ]
     return sum(errors) / len(test)
 
 
@@ -81,6 +86,10 @@ def predictive_score(
     batch_size = check_count(batch_size, "batch_size")
     return repeat(
         "predictive score",
-        lambda s, d: _score_once(real, fake, s, d, iterations, batch_size, lr, progress),
-        repeats, seed, device,
+        lambda s, d: _score_once(
+            real, fake, s, d, iterations, batch_size, lr, progress
+        ),
+        repeats,
+        seed,
+        device,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import numpy_rng
 from .base import check_series
 
 DISTORTIONS = ("shift", "smooth", "frequency", "noise")
@@ -31,13 +32,17 @@ def distort(x, kind: str, amount: float, seed: int = 0) -> np.ndarray:
     if kind == "shift":
         return x + amount
     if kind == "noise":
-        return x + np.random.default_rng(seed).normal(0.0, amount, x.shape)
+        return x + numpy_rng(seed).normal(0.0, amount, x.shape)
     if kind == "smooth":
         half = int(amount)
         if half != amount:
             raise ValueError(f"smooth takes a whole number of steps; got {amount}")
-        padded = np.concatenate([np.repeat(x[:, :1], half, 1), x, np.repeat(x[:, -1:], half, 1)], axis=1)
-        cumsum = np.concatenate([np.zeros_like(x[:, :1]), np.cumsum(padded, axis=1)], axis=1)
+        padded = np.concatenate(
+            [np.repeat(x[:, :1], half, 1), x, np.repeat(x[:, -1:], half, 1)], axis=1
+        )
+        cumsum = np.concatenate(
+            [np.zeros_like(x[:, :1]), np.cumsum(padded, axis=1)], axis=1
+        )
         width = 2 * half + 1
         return (cumsum[:, width:] - cumsum[:, :-width]) / width
     if not amount < 1:

@@ -24,22 +24,27 @@ reference code's handling of missing steps and of long series is not needed.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..runtime import resolve_device
-from ..runtime import seeded
-from .base import check_count, check_series, single_thread, steps
+from ..config import JSONConfig, non_negative_int, positive, positive_int, probability
+from ..estimator import Estimator, TrainingLog, load_modules, module_tensors
+from ..runtime import numpy_rng, seeded
+from .base import check_series, single_thread, steps
 
 
 @dataclass
-class TS2VecConfig:
+class TS2VecConfig(JSONConfig):
+    """TS2Vec's encoder and training settings; the defaults are the reference implementation's.
+
+    ``iterations=None`` is the reference budget (:func:`default_iterations` of
+    the training data); ``seed`` fixes the initial weights, the crops and the masks.
+    """
+
     input_dims: int
     output_dims: int = 320
     hidden_dims: int = 64
@@ -48,16 +53,17 @@ class TS2VecConfig:
     batch_size: int = 8
     mask_prob: float = 0.5  # probability that a time step's latent is kept in training
     dropout: float = 0.1
+    iterations: int | None = None
+    seed: int = 0
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TS2VecConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown TS2VecConfig field(s): {sorted(unknown)}")
-        return cls(**d)
+    def __post_init__(self):
+        positive_int(self, "input_dims", "output_dims", "hidden_dims", "batch_size")
+        non_negative_int(self, "depth", "seed")
+        positive(self, "lr")
+        probability(self, "mask_prob", high_open=False)
+        probability(self, "dropout", low_open=False)
+        if self.iterations is not None:
+            positive_int(self, "iterations")
 
 
 def default_iterations(n_values: int) -> int:
@@ -109,7 +115,9 @@ class TS2VecEncoder(nn.Module):
         c_in = config.hidden_dims
         blocks = []
         for i, c_out in enumerate(channels):
-            blocks.append(ConvBlock(c_in, c_out, dilation=2**i, final=i == len(channels) - 1))
+            blocks.append(
+                ConvBlock(c_in, c_out, dilation=2**i, final=i == len(channels) - 1)
+            )
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(config.dropout)
@@ -134,18 +142,24 @@ def _contrast(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     z = torch.cat([z1, z2], dim=1)
     sim = z @ z.transpose(1, 2)
     # drop the diagonal (self-similarity): 2n x (2n - 1) logits
-    logits = torch.tril(sim, diagonal=-1)[:, :, :-1] + torch.triu(sim, diagonal=1)[:, :, 1:]
+    logits = (
+        torch.tril(sim, diagonal=-1)[:, :, :-1] + torch.triu(sim, diagonal=1)[:, :, 1:]
+    )
     logp = -F.log_softmax(logits, dim=-1)
     i = torch.arange(n, device=z.device)
-    # the partner of item i is column n + i - 1 (diagonal removed), of item n + i it is column i
+    # the partner of item i is column n + i - 1
+    # (diagonal removed), of item n + i it is column i
     return (logp[:, i, n + i - 1].mean() + logp[:, n + i, i].mean()) / 2
 
 
-def hierarchical_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+def hierarchical_contrastive_loss(
+    z1: torch.Tensor, z2: torch.Tensor, alpha: float = 0.5
+) -> torch.Tensor:
     """TS2Vec's loss for two views ``[batch, time, C]`` of the same time steps."""
     loss, levels = z1.new_zeros(()), 0
     while z1.shape[1] > 1:
-        loss = loss + alpha * _contrast(z1.transpose(0, 1), z2.transpose(0, 1))  # instance-wise, per step
+        # instance-wise, per step
+        loss = loss + alpha * _contrast(z1.transpose(0, 1), z2.transpose(0, 1))
         loss = loss + (1 - alpha) * _contrast(z1, z2)  # temporal, per series
         levels += 1
         z1 = F.max_pool1d(z1.transpose(1, 2), kernel_size=2).transpose(1, 2)
@@ -156,7 +170,9 @@ def hierarchical_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, alpha: flo
     return loss / levels
 
 
-def _crop_views(x: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _crop_views(
+    x: torch.Tensor, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Two random crops of each series that overlap in ``crop_len`` steps, at a per-series offset."""
     batch, length = x.shape[:2]
     crop_len = int(rng.integers(2, length + 1))
@@ -164,7 +180,9 @@ def _crop_views(x: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor
     right = left + crop_len
     ext_left = int(rng.integers(0, left + 1))
     ext_right = int(rng.integers(right, length + 1))
-    offset = torch.as_tensor(rng.integers(-ext_left, length - ext_right + 1, size=batch), device=x.device)
+    offset = torch.as_tensor(
+        rng.integers(-ext_left, length - ext_right + 1, size=batch), device=x.device
+    )
 
     def take(start: torch.Tensor, size: int) -> torch.Tensor:
         idx = start[:, None] + torch.arange(size, device=x.device)[None, :]
@@ -175,39 +193,64 @@ def _crop_views(x: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor
     return view1, view2, crop_len
 
 
-class TS2Vec:
-    """Fit a TS2Vec encoder on complete series and encode series to vectors."""
+class TS2Vec(Estimator):
+    """Fit a TS2Vec encoder on complete series and encode series to vectors.
 
-    def __init__(self, config: TS2VecConfig, device: str = "cpu", seed: int = 0):
-        self.config = config
-        self.device = resolve_device(device)
-        self.seed = seed
-        with seeded(seed, self.device):
+    ``history`` holds one row per epoch (a pass over the training series, the
+    last incomplete batch dropped as in the reference code; a last, partial
+    epoch when the budget ends mid-pass): the mean training ``loss`` and the
+    ``iterations`` done so far. A second ``fit`` trains the current weights further.
+    """
+
+    config_class = TS2VecConfig
+
+    def __init__(self, config: TS2VecConfig, device: str = "cpu"):
+        super().__init__(config, device)
+        with seeded(config.seed, self.device):
             self.net = TS2VecEncoder(config).to(self.device)
         # the reference implementation counts the initial weights in the average
         self.averaged = torch.optim.swa_utils.AveragedModel(self.net)
         self.averaged.update_parameters(self.net)
-        self.losses: list[float] = []
+        self.iterations_done = 0  # training steps done, over all calls to fit
 
-    def fit(self, x, iterations: int | None = None, progress: bool = False) -> "TS2Vec":
-        """Train on ``x`` ``[n, length, features]``; ``iterations=None`` is the reference budget."""
+    def _check_input(self, x) -> np.ndarray:
         x = check_series(x, "x")
         if x.shape[2] != self.config.input_dims:
-            raise ValueError(f"x has {x.shape[2]} features; the encoder expects {self.config.input_dims}")
+            raise ValueError(
+                f"x has {x.shape[2]} features; the "
+                f"encoder expects {self.config.input_dims}"
+            )
+        return x
+
+    def fit(self, x, *, progress: bool = False, logging_dir=None) -> TS2Vec:
+        """Train on ``x`` ``[n, length, features]`` for ``config.iterations`` steps (None: the reference budget)."""
+        x = self._check_input(x)
         if x.shape[1] < 2:
             raise ValueError("TS2Vec needs series of at least 2 time steps")
-        iterations = default_iterations(x.size) if iterations is None else check_count(iterations, "iterations")
-        rng = np.random.default_rng(self.seed)
+        iterations = self.config.iterations or default_iterations(x.size)
+        rng = numpy_rng(self.config.seed)
         data = torch.as_tensor(x, device=self.device)
         batch = min(self.config.batch_size, len(data))
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.config.lr)
         self.net.train()
-        order, pos = rng.permutation(len(data)), 0
-        with seeded(self.seed, self.device), single_thread(self.device):
+        order, pos, losses = rng.permutation(len(data)), 0, []
+        with (
+            seeded(self.config.seed, self.device),
+            single_thread(self.device),
+            TrainingLog(self.history, logging_dir) as log,
+        ):
             for _ in steps(iterations, "TS2Vec", progress):
-                if pos + batch > len(data):  # a new epoch, dropping the last incomplete batch
-                    order, pos = rng.permutation(len(data)), 0
-                view1, view2, crop_len = _crop_views(data[order[pos : pos + batch]], rng)
+                # a new epoch, dropping the last incomplete batch
+                if pos + batch > len(data):
+                    log(
+                        len(self.history) + 1,
+                        loss=np.mean(losses),
+                        iterations=self.iterations_done,
+                    )
+                    order, pos, losses = rng.permutation(len(data)), 0, []
+                view1, view2, crop_len = _crop_views(
+                    data[order[pos : pos + batch]], rng
+                )
                 pos += batch
                 out1 = self.net(view1, mask=True)[:, -crop_len:]
                 out2 = self.net(view2, mask=True)[:, :crop_len]
@@ -216,39 +259,45 @@ class TS2Vec:
                 loss.backward()
                 optimizer.step()
                 self.averaged.update_parameters(self.net)
-                self.losses.append(loss.item())
+                losses.append(loss.item())
+                self.iterations_done += 1
+            log(
+                len(self.history) + 1,
+                loss=np.mean(losses),
+                iterations=self.iterations_done,
+            )
         return self
 
     @torch.no_grad()
     def encode(self, x, batch_size: int = 256) -> np.ndarray:
         """Full-series representations ``[n, output_dims]``: the max over time of each step's."""
-        x = check_series(x, "x")
-        if x.shape[2] != self.config.input_dims:
-            raise ValueError(f"x has {x.shape[2]} features; the encoder expects {self.config.input_dims}")
+        if self.iterations_done == 0:
+            raise RuntimeError(
+                "this TS2Vec encoder is not trained: "
+                "call fit(x) first (or TS2Vec.load(path))"
+            )
+        x = self._check_input(x)
         model = self.averaged.module
         model.eval()
         with single_thread(self.device):
-            out = [model(c).amax(dim=1).cpu() for c in torch.as_tensor(x, device=self.device).split(batch_size)]
+            out = [
+                model(c).amax(dim=1).cpu()
+                for c in torch.as_tensor(x, device=self.device).split(batch_size)
+            ]
         return torch.cat(out).numpy().astype(np.float64)
 
-    def save(self, path: str | Path) -> None:
-        """Write ``config.json`` and the averaged weights ``model.safetensors`` into folder ``path``."""
-        from safetensors.torch import save_file
+    # checkpoint hooks: the training network and its weight average (what encode uses)
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net, "averaged": self.averaged}
 
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        state = {k: v.contiguous().cpu() for k, v in self.averaged.module.state_dict().items()}
-        save_file(state, str(path / "model.safetensors"))
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return module_tensors(self._modules())
 
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "TS2Vec":
-        """An encoder saved with :meth:`save`, ready to :meth:`encode`."""
-        from safetensors.torch import load_file
+    def _load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        load_modules(tensors, self._modules())
 
-        path = Path(path)
-        model = cls(TS2VecConfig.from_dict(json.loads((path / "config.json").read_text())), device=device)
-        state = load_file(str(path / "model.safetensors"), device=model.device)
-        model.net.load_state_dict(state)
-        model.averaged.module.load_state_dict(state)
-        return model
+    def _state(self) -> dict:
+        return {"iterations_done": self.iterations_done}
+
+    def _restore(self, state: dict) -> None:
+        self.iterations_done = int(state["iterations_done"])

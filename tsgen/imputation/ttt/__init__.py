@@ -3,6 +3,13 @@
 from .config import TTTImputerConfig
 from .core import _TTTImputer
 from .data import DatasetForTTTImputer, check_set
-from .model import TrainingHistory, TTTImputer
+from .model import ReconstructionView, TTTImputer
 
-__all__ = ["DatasetForTTTImputer", "TTTImputer", "TTTImputerConfig", "TrainingHistory", "_TTTImputer", "check_set"]
+__all__ = [
+    "DatasetForTTTImputer",
+    "ReconstructionView",
+    "TTTImputer",
+    "TTTImputerConfig",
+    "_TTTImputer",
+    "check_set",
+]

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...config import JSONConfig
-from ...adaptation import OptimizationParameters
+from ...adaptation import OptimizationParameters, available_engines
+from ...config import (
+    JSONConfig,
+    boolean,
+    choice,
+    non_negative,
+    non_negative_int,
+    positive,
+    positive_int,
+    probability,
+)
 from ..layers import LAYER_TYPES
 
 
@@ -22,13 +31,22 @@ class TTTImputerConfig(JSONConfig):
     Training (SAITS's recipe): loss ``ORT_weight · ORT + MIT_weight · MIT`` (MAE),
     ``mit_rate`` of the observed training entries hidden per batch for MIT, Adam
     with ``lr``, ``batch_size``, at most ``epochs`` epochs, early stopping after
-    ``patience`` epochs without a better validation MSE (``None``: no early stop).
+    ``patience`` epochs without a better validation MSE (``None``: no early stop;
+    without a validation set there is none either).
 
-    Test-time adaptation: ``adaptation`` holds the engine's optimisation
-    parameters (``optimizer``, ``lr``, ``num_steps``, ``parameters``: ``"all"``,
-    ``"norm"`` or a submodule such as ``"encoder"``); ``num_steps = 0`` switches it
-    off. ``adapt_mask_ratio`` of the observed test entries are hidden for the
-    self-supervised loss. ``seed`` seeds initialisation, batching and MIT masks.
+    Test-time adaptation: ``adaptation_engine`` is the name of any registered
+    engine (:func:`tsgen.adaptation.available_engines`), built around the model
+    core with ``engine_options`` (its own keyword arguments, e.g.
+    ``{"mask_ratio": 0.2}``) and, for engines that hook a features layer (IT³,
+    masked reconstruction), the core's layer ``engine_layer``.
+    ``engine_weight > 0`` adds ``engine_weight`` × the engine's self-supervised
+    loss to the SAITS loss in training, so the heads of an engine that has
+    some learn beside the imputer (torch-ttt's joint training); ``0`` leaves
+    training as SAITS's. ``adaptation`` holds the optimisation parameters at
+    inference (``optimizer``, ``lr``, ``num_steps``, ``parameters``: ``"all"``,
+    ``"norm"`` or a submodule of the core such as ``"encoder"``);
+    ``num_steps = 0`` switches adaptation off. ``seed`` seeds initialisation,
+    batching, MIT masks and the engine's masks.
     """
 
     n_steps: int
@@ -49,31 +67,60 @@ class TTTImputerConfig(JSONConfig):
     epochs: int = 100
     patience: int | None = 10
     lr: float = 1e-3
+    adaptation_engine: str = "self_reconstruction"
+    engine_options: dict = field(default_factory=dict)
+    engine_layer: str = "encoder"
+    engine_weight: float = 0.0
     adaptation: dict = field(default_factory=lambda: {"num_steps": 0})
-    adapt_mask_ratio: float = 0.2
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("n_steps", "n_features", "n_layers", "d_model", "n_heads", "mini_batch_size", "d_ffn",
-                     "batch_size", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-            setattr(self, name, int(value))
+        positive_int(
+            self,
+            "n_steps",
+            "n_features",
+            "n_layers",
+            "d_model",
+            "n_heads",
+            "mini_batch_size",
+            "d_ffn",
+            "batch_size",
+            "epochs",
+        )
+        non_negative_int(self, "seed")
+        boolean(self, "bidirectional")
+        choice(self, "layer_type", LAYER_TYPES)
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
-        if self.layer_type not in LAYER_TYPES:
-            raise ValueError(f"layer_type must be one of {LAYER_TYPES}; got {self.layer_type!r}")
-        if self.patience is not None and not 1 <= self.patience <= self.epochs:
-            raise ValueError(f"patience must be None or in [1, epochs={self.epochs}]; got {self.patience!r}")
-        for name in ("mit_rate", "adapt_mask_ratio"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in (0, 1); got {getattr(self, name)!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
-        if self.ORT_weight < 0 or self.MIT_weight < 0 or self.ORT_weight + self.MIT_weight == 0:
-            raise ValueError("ORT_weight and MIT_weight must be non-negative and not both 0")
-        if not (self.lr > 0 and self.inner_lr > 0):
-            raise ValueError("lr and inner_lr must be positive")
+            raise ValueError(
+                f"TTTImputerConfig.d_model ({self.d_model}) "
+                f"must be a multiple of n_heads ({self.n_heads})"
+            )
+        if self.patience is not None:
+            positive_int(self, "patience")
+            if self.patience > self.epochs:
+                raise ValueError(
+                    "TTTImputerConfig.patience must be None or at "
+                    f"most epochs={self.epochs}; got {self.patience}"
+                )
+        probability(self, "mit_rate")
+        probability(self, "dropout", low_open=False)
+        positive(self, "lr", "inner_lr")
+        non_negative(self, "ORT_weight", "MIT_weight", "engine_weight")
+        if self.ORT_weight + self.MIT_weight == 0:
+            raise ValueError(
+                "TTTImputerConfig: ORT_weight and MIT_weight "
+                "are both 0; nothing would be trained"
+            )
+        choice(self, "adaptation_engine", available_engines())
+        if not isinstance(self.engine_options, dict):
+            raise ValueError(
+                "TTTImputerConfig.engine_options must be a dict of the "
+                f"engine's keyword arguments; got {self.engine_options!r}"
+            )
+        if not isinstance(self.engine_layer, str) or not self.engine_layer:
+            raise ValueError(
+                "TTTImputerConfig.engine_layer must name a "
+                f"layer of the core; got {self.engine_layer!r}"
+            )
         # validate (and normalise) the adaptation settings now, not at the first predict
         self.adaptation = OptimizationParameters.coerce(self.adaptation).to_dict()

@@ -16,7 +16,13 @@ class DatasetForTTTImputer(DatasetForSAITS):
     """SAITS's data set: in training, ``rate`` of the observed values are hidden afresh for MIT."""
 
 
-def check_set(data, n_steps: int, n_features: int, name: str = "test_set", need_truth: bool = False) -> dict:
+def check_set(
+    data,
+    n_steps: int,
+    n_features: int,
+    name: str = "test_set",
+    need_truth: bool = False,
+) -> dict:
     """Validate a PyPOTS data dict and return it with float arrays.
 
     ``X`` must be ``[n_samples, n_steps, n_features]`` with NaN for missing values,
@@ -27,16 +33,25 @@ def check_set(data, n_steps: int, n_features: int, name: str = "test_set", need_
         raise ValueError(f"{name} must be a dict with an 'X' entry (PyPOTS format)")
     X = as_float_array(data["X"], f"{name}['X']", ndim=3)
     if X.shape[1:] != (n_steps, n_features):
-        raise ValueError(f"{name}['X'] has {X.shape[1]} steps and {X.shape[2]} features; the model was built for "
-                         f"{n_steps} steps and {n_features} features")
+        raise ValueError(
+            f"{name}['X'] has {X.shape[1]} steps and {X.shape[2]} features; "
+            f"the model was built for {n_steps} steps and {n_features} features"
+        )
     out = {**data, "X": X.astype(np.float32)}
     if need_truth or "X_ori" in data:
         if "X_ori" not in data:
-            raise ValueError(f"{name} must contain 'X_ori' (the values before masking) to score the imputation")
+            raise ValueError(
+                f"{name} must contain 'X_ori' (the values "
+                "before masking) to score the imputation"
+            )
         X_ori = np.asarray(data["X_ori"], dtype=float)
         if X_ori.shape != X.shape:
-            raise ValueError(f"{name}['X_ori'] has shape {X_ori.shape}; {name}['X'] has {X.shape}")
+            raise ValueError(
+                f"{name}['X_ori'] has shape {X_ori.shape}; {name}['X'] has {X.shape}"
+            )
         if np.isinf(X_ori).any():
-            raise ValueError(f"{name}['X_ori'] holds infinite values; use NaN for missing values")
+            raise ValueError(
+                f"{name}['X_ori'] holds infinite values; use NaN for missing values"
+            )
         out["X_ori"] = X_ori.astype(np.float32)
     return out

@@ -7,11 +7,11 @@ never a silent NaN), reports data quality, resamples each patient to the
 configured resolution, scales every channel with a scaler fitted on training
 data and fills the gaps: per patient on its own (linear, forward fill, mean,
 median), or with a TTT imputer (:class:`tsgen.imputation.TTTImputer`) that
-the preprocessor learns from the training patients when it is fitted. It is our own code rather than tsfm_public's
-``TimeSeriesPreprocessor`` + ``get_datasets``, which avoids three of their
-pitfalls by construction: patient ids are mapped to integers internally, the
-channel order is fixed (targets first, then covariates), and the validation
-split is explicit.
+the preprocessor learns from the training patients when it is fitted. It is
+our own code rather than tsfm_public's ``TimeSeriesPreprocessor`` +
+``get_datasets``, which avoids three of their pitfalls by construction:
+patient ids are mapped to integers internally, the channel order is fixed
+(targets first, then covariates), and the validation split is explicit.
 """
 
 from __future__ import annotations
@@ -25,10 +25,14 @@ import pandas as pd
 import torch
 
 from tsgen.data import glucose
+from tsgen.runtime import numpy_rng
 
-from .config import IMPUTATIONS, SCALERS, TTMDataConfig, ttt_imputer_settings
+from .config import IMPUTATIONS, TTMDataConfig, ttt_imputer_settings
 
 log = logging.getLogger(__name__)
+
+# the nested checkpoint of a fitted TTT imputer, inside a forecaster's checkpoint
+IMPUTER_DIR = "imputer"
 
 
 @dataclass
@@ -57,19 +61,27 @@ def load_data(data, config: TTMDataConfig) -> pd.DataFrame:
             return glucose.simulate_cohort(name, progress=False)
         if Path(data).is_file():
             return glucose.load_cgm_csv(data)
-        raise ValueError(f"unknown data set {str(data)!r}: give a simglucose group {glucose.GROUPS} or a CSV path")
+        raise ValueError(
+            f"unknown data set {str(data)!r}: give a "
+            f"simglucose group {glucose.GROUPS} or a CSV path"
+        )
     if isinstance(data, dict):
         if not data:
             raise ValueError("the dict of patients is empty")
         frames = []
         for pid, frame in data.items():
             if not isinstance(frame, pd.DataFrame):
-                raise ValueError(f"patient {pid!r}: expected a DataFrame, got {type(frame).__name__}")
+                raise ValueError(
+                    f"patient {pid!r}: expected a DataFrame, got {type(frame).__name__}"
+                )
             frames.append(frame.assign(**{config.id_column: str(pid)}))
         return pd.concat(frames, ignore_index=True)
     if isinstance(data, pd.DataFrame):
         return data
-    raise ValueError(f"data must be a data set name, a dict of DataFrames or a DataFrame; got {type(data).__name__}")
+    raise ValueError(
+        "data must be a data set name, a dict of DataFrames "
+        f"or a DataFrame; got {type(data).__name__}"
+    )
 
 
 def check_frame(frame: pd.DataFrame, config: TTMDataConfig) -> None:
@@ -77,47 +89,73 @@ def check_frame(frame: pd.DataFrame, config: TTMDataConfig) -> None:
     needed = [config.id_column, config.time_column, *config.target_features]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise ValueError(f"input lacks column(s) {missing} (target(s) {config.target_features}); it has {list(frame.columns)}")
+        raise ValueError(
+            f"input lacks column(s) {missing} (target(s) "
+            f"{config.target_features}); it has {list(frame.columns)}"
+        )
     absent = [c for c in config.input_features if c not in frame.columns]
     if absent:
-        raise ValueError(f"input lacks the covariate column(s) {absent}; drop them from input_features or add them")
+        raise ValueError(
+            f"input lacks the covariate column(s) {absent}; "
+            "drop them from input_features or add them"
+        )
     if frame.empty:
         raise ValueError("input has no rows")
     channels = [*config.target_features, *config.input_features]
     for column in channels:
         if not pd.api.types.is_numeric_dtype(frame[column]):
-            raise ValueError(f"column {column!r} is not numeric (dtype {frame[column].dtype})")
+            raise ValueError(
+                f"column {column!r} is not numeric (dtype {frame[column].dtype})"
+            )
         n_inf = int(np.isinf(frame[column].to_numpy(dtype=float)).sum())
         if n_inf:
-            raise ValueError(f"column {column!r} holds {n_inf} infinite value(s); use NaN for a missing reading")
+            raise ValueError(
+                f"column {column!r} holds {n_inf} infinite "
+                "value(s); use NaN for a missing reading"
+            )
     for pid, group in frame.groupby(config.id_column, sort=False):
         for column in config.target_features:
             if group[column].isna().all():
-                raise ValueError(f"patient {pid!r} has no observed {column!r} value (all NaN): drop the patient")
+                raise ValueError(
+                    f"patient {pid!r} has no observed {column!r} "
+                    "value (all NaN): drop the patient"
+                )
 
 
-def quality_report(frame: pd.DataFrame, columns: list[str], id_column: str = "p_num") -> pd.DataFrame:
+def quality_report(
+    frame: pd.DataFrame, columns: list[str], id_column: str = "p_num"
+) -> pd.DataFrame:
     """Per patient and column: share of NaN, number of infinite values, and whether the column is constant."""
     rows = []
     for pid, group in frame.groupby(id_column, sort=True):
         for column in columns:
             values = group[column].to_numpy(dtype=float)
             finite = values[np.isfinite(values)]
-            rows.append({
-                id_column: pid, "column": column, "rows": len(values),
-                "nan share": float(np.isnan(values).mean()), "inf": int(np.isinf(values).sum()),
-                "zero variance": bool(finite.size == 0 or np.ptp(finite) == 0),
-            })
+            rows.append(
+                {
+                    id_column: pid,
+                    "column": column,
+                    "rows": len(values),
+                    "nan share": float(np.isnan(values).mean()),
+                    "inf": int(np.isinf(values).sum()),
+                    "zero variance": bool(finite.size == 0 or np.ptp(finite) == 0),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def impute(values: np.ndarray, strategy: str) -> np.ndarray:
     """Fill the NaN of one patient's ``[T, C]`` array column by column with its own statistics."""
     if strategy not in IMPUTATIONS:
-        raise ValueError(f"unknown imputation_strategy {strategy!r}; choose one of {list(IMPUTATIONS)}")
-    if strategy == "ttt":
-        raise ValueError("imputation_strategy 'ttt' is learned from training data: fit a Preprocessor "
-                         "(it trains the imputer), then transform")
+        raise ValueError(
+            f"unknown imputation_strategy {strategy!r}; "
+            f"choose one of {list(IMPUTATIONS)}"
+        )
+    if strategy == "ttt_imputer":
+        raise ValueError(
+            "imputation_strategy 'ttt_imputer' is learned from training "
+            "data: fit a Preprocessor (it trains the imputer), then transform"
+        )
     frame = pd.DataFrame(values)
     if strategy == "mean":
         frame = frame.fillna(frame.mean())
@@ -135,9 +173,13 @@ def window_grid(length: int, window: int) -> np.ndarray:
     """Starts of non-overlapping windows that cover ``[0, length)``, the last one aligned to the end
     (it overlaps its predecessor when ``window`` does not divide ``length``)."""
     if length < window:
-        raise ValueError(f"a series of {length} steps is shorter than one window of {window} steps")
+        raise ValueError(
+            f"a series of {length} steps is shorter than one window of {window} steps"
+        )
     starts = np.arange(0, length - window + 1, window)
-    return starts if starts[-1] + window == length else np.append(starts, length - window)
+    return (
+        starts if starts[-1] + window == length else np.append(starts, length - window)
+    )
 
 
 def _windows(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
@@ -145,7 +187,9 @@ def _windows(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
     return values[starts[:, None] + np.arange(window)]
 
 
-def fit_ttt_imputer(scaled: list[np.ndarray], config: TTMDataConfig):
+def fit_ttt_imputer(
+    scaled: list[np.ndarray], config: TTMDataConfig, device: str = "cpu"
+):
     """A :class:`~tsgen.imputation.TTTImputer` trained on scaled training series ``[T, C]`` (NaN = gap).
 
     Training windows (``imputation_window`` steps, stride a quarter window) come
@@ -155,8 +199,7 @@ def fit_ttt_imputer(scaled: list[np.ndarray], config: TTMDataConfig):
     imputer never sees anything but the training series). Windows without any
     observed value are left out.
     """
-    from tsgen.imputation import TTTImputer
-    from tsgen.imputation.ttt.model import quiet_pypots
+    from tsgen.imputation import TTTImputer, TTTImputerConfig
 
     window = config.imputation_window
     stride = max(1, window // 4)
@@ -165,27 +208,41 @@ def fit_ttt_imputer(scaled: list[np.ndarray], config: TTMDataConfig):
         cut = int(round(len(x) * (1 - config.split_config["valid"])))
         for split, part in (("train", x[:cut]), ("valid", x[cut:])):
             if len(part) >= window:
-                parts[split].append(_windows(part, np.arange(0, len(part) - window + 1, stride), window))
+                parts[split].append(
+                    _windows(part, np.arange(0, len(part) - window + 1, stride), window)
+                )
     found = {split: sum(len(w) for w in ws) for split, ws in parts.items()}
     if not all(found.values()):
-        raise ValueError(f"imputation_strategy 'ttt' needs training and validation windows of imputation_window="
-                         f"{window} steps; the training series give {found} (the last {config.split_config['valid']:g} "
-                         "of each series validates): use more data or a shorter imputation_window")
+        raise ValueError(
+            "imputation_strategy 'ttt_imputer' needs training and validation "
+            f"windows of imputation_window={window} steps; the training series "
+            f"give {found} (the last {config.split_config['valid']:g} of each "
+            "series validates): use more data or a shorter imputation_window"
+        )
     train, valid = (np.concatenate(parts[split]) for split in ("train", "valid"))
     train = train[~np.isnan(train).all(axis=(1, 2))]
-    imputer = TTTImputer(window, train.shape[-1], device="cpu", **ttt_imputer_settings(config.imputer_params))
-    rng = np.random.default_rng(imputer.config.seed)
-    hidden = ~np.isnan(valid) & (rng.random(valid.shape) < imputer.config.mit_rate)
+    imputer_config = TTTImputerConfig(
+        n_steps=window,
+        n_features=train.shape[-1],
+        **ttt_imputer_settings(config.imputer_params),
+    )
+    rng = numpy_rng(imputer_config.seed)
+    hidden = ~np.isnan(valid) & (rng.random(valid.shape) < imputer_config.mit_rate)
     valid_X = np.where(hidden, np.nan, valid)
     keep = ~np.isnan(valid_X).all(axis=(1, 2))
     if not len(train) or not keep.any():
-        raise ValueError("imputation_strategy 'ttt': the training or validation windows hold no observed value")
-    with quiet_pypots():
-        imputer.fit({"X": train}, {"X": valid_X[keep], "X_ori": valid[keep]})
-    return imputer
+        raise ValueError(
+            "imputation_strategy 'ttt_imputer': the training "
+            "or validation windows hold no observed value"
+        )
+    return TTTImputer(imputer_config, device=device).fit(
+        {"X": train}, {"X": valid_X[keep], "X_ori": valid[keep]}
+    )
 
 
-def ttt_fill(imputer, scaled: np.ndarray, fallback: np.ndarray, window: int) -> np.ndarray:
+def ttt_fill(
+    imputer, scaled: np.ndarray, fallback: np.ndarray, window: int
+) -> np.ndarray:
     """Fill the gaps of one scaled ``[T, C]`` series with a TTT imputer.
 
     The series is cut into non-overlapping windows of ``window`` steps (the
@@ -195,24 +252,23 @@ def ttt_fill(imputer, scaled: np.ndarray, fallback: np.ndarray, window: int) -> 
     and in windows with no observed entry at all, ``fallback`` (linear
     interpolation over the whole series, then 0 in original units) is used.
     """
-    from tsgen.imputation.ttt.model import quiet_pypots
-
     starts = window_grid(len(scaled), window)
     X, backup = _windows(scaled, starts, window), _windows(fallback, starts, window)
     seen = ~np.isnan(X)
     filled = backup.copy()
     usable = seen.any(axis=(1, 2))
     if usable.any():
-        with quiet_pypots():
-            filled[usable] = imputer.impute({"X": X[usable]})
+        filled[usable] = imputer.impute({"X": X[usable]})
     filled = np.where(seen.any(axis=1, keepdims=True), filled, backup)
     out = np.empty_like(scaled)
-    for start, values in zip(starts, filled):
-        out[start:start + window] = values
+    for start, values in zip(starts, filled, strict=True):
+        out[start : start + window] = values
     return np.where(np.isnan(scaled), out, scaled)
 
 
-def to_series(frame: pd.DataFrame, config: TTMDataConfig, channels: list[str]) -> dict[str, PatientSeries]:
+def to_series(
+    frame: pd.DataFrame, config: TTMDataConfig, channels: list[str]
+) -> dict[str, PatientSeries]:
     """Resample each patient to ``resolution_min`` (mean within a step); gaps stay NaN (``Preprocessor`` fills them)."""
     step = pd.Timedelta(minutes=config.resolution_min)
     out = {}
@@ -232,25 +288,27 @@ def to_series(frame: pd.DataFrame, config: TTMDataConfig, channels: list[str]) -
 class Preprocessor:
     """Checks, resamples, scales and imputes; fitted on training data.
 
-    Its state is JSON (:meth:`to_dict`); with ``imputation_strategy="ttt"`` the
-    fitted imputer is saved beside it (:meth:`save_imputer`, safetensors + JSON).
+    Its state is JSON (:meth:`to_dict`); with ``imputation_strategy="ttt_imputer"``
+    the fitted imputer is a checkpoint of its own, written next to that state by
+    :meth:`save_imputer` and read back by :meth:`load_imputer`. ``device`` is
+    where the TTT imputer trains and imputes.
     """
 
-    IMPUTER_DIR = "imputer"
-
-    def __init__(self, config: TTMDataConfig):
+    def __init__(self, config: TTMDataConfig, device: str = "cpu"):
         self.config = config
+        self.device = device
         self.channels: list[str] | None = None  # targets then the covariates kept
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
         self.patient_index: dict[str, int] = {}
-        self.imputer = None  # a fitted TTTImputer when imputation_strategy is "ttt"
+        # a fitted TTTImputer when imputation_strategy is "ttt_imputer"
+        self.imputer = None
 
     @property
     def _stateless_strategy(self) -> str:
         """The per-patient strategy: the configured one, or linear (the TTT imputer's fallback)."""
         strategy = self.config.imputation_strategy
-        return "linear" if strategy == "ttt" else strategy
+        return "linear" if strategy == "ttt_imputer" else strategy
 
     @property
     def fitted(self) -> bool:
@@ -264,79 +322,127 @@ class Preprocessor:
         """Check, report and resample ``data`` (gaps stay NaN); the quality report comes back with the series."""
         frame = load_data(data, self.config)
         check_frame(frame, self.config)
-        channels = self.channels or [*self.config.target_features, *self.config.input_features]
+        channels = self.channels or [
+            *self.config.target_features,
+            *self.config.input_features,
+        ]
         report = quality_report(frame, channels, self.config.id_column)
         return to_series(frame, self.config, channels), report
 
-    def fit(self, series: dict[str, PatientSeries], report: pd.DataFrame) -> "Preprocessor":
+    def fit(
+        self, series: dict[str, PatientSeries], report: pd.DataFrame
+    ) -> Preprocessor:
         """Drop covariates constant over all of ``series``, fit the scaler on what remains (gaps filled
-        per patient: by the configured strategy, or linearly for "ttt"), then train the TTT imputer
-        on the scaled series when the strategy is "ttt"."""
+        per patient: by the configured strategy, or linearly for "ttt_imputer"), then train the TTT
+        imputer on the scaled series when the strategy is "ttt_imputer"."""
         constant = report.groupby("column")["zero variance"].all()
-        covariates = [c for c in self.config.input_features if not constant.get(c, False)]
+        covariates = [
+            c for c in self.config.input_features if not constant.get(c, False)
+        ]
         dropped = sorted(set(self.config.input_features) - set(covariates))
         if dropped:
             log.warning("dropping zero-variance covariate(s) %s", dropped)
         self.channels = [*self.config.target_features, *covariates]
         keep = [*self.config.target_features, *self.config.input_features]
         idx = [keep.index(c) for c in self.channels]
-        stacked = np.concatenate([impute(s.values[:, idx], self._stateless_strategy) for s in series.values()])
+        stacked = np.concatenate(
+            [
+                impute(s.values[:, idx], self._stateless_strategy)
+                for s in series.values()
+            ]
+        )
         if self.config.scaler_type == "standard":
             self.center, self.scale = stacked.mean(0), stacked.std(0)
         else:
             self.center, self.scale = stacked.min(0), stacked.max(0) - stacked.min(0)
-        self.scale = np.where(self.scale > 0, self.scale, 1.0)  # a constant target stays finite
+        # a constant target stays finite
+        self.scale = np.where(self.scale > 0, self.scale, 1.0)
         self.patient_index = {pid: i for i, pid in enumerate(sorted(series))}
         self.imputer = None
-        if self.config.imputation_strategy == "ttt":
+        if self.config.imputation_strategy == "ttt_imputer":
             self._check_window(series)
-            self.imputer = fit_ttt_imputer([(s.values[:, idx] - self.center) / self.scale for s in series.values()],
-                                           self.config)
+            self.imputer = fit_ttt_imputer(
+                [
+                    (s.values[:, idx] - self.center) / self.scale
+                    for s in series.values()
+                ],
+                self.config,
+                self.device,
+            )
         return self
 
     def _check_window(self, series: dict[str, PatientSeries]) -> None:
         window = self.config.imputation_window
         short = {pid: len(s) for pid, s in series.items() if len(s) < window}
         if short:
-            raise ValueError(f"series too short for imputation_strategy 'ttt': {short} steps, but one imputation "
-                             f"window is imputation_window={window} steps; use a shorter window or another strategy")
+            raise ValueError(
+                f"series too short for imputation_strategy 'ttt_imputer': {short} "
+                f"steps, but one imputation window is imputation_window={window} "
+                "steps; use a shorter window or another strategy"
+            )
 
     def transform(self, data) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
         """``prepare`` with the fitted channels, then scale and fill the gaps; returns scaled series and the
         quality report. Filled entries stay marked unobserved in ``PatientSeries.observed``."""
         if not self.fitted:
-            raise RuntimeError("the preprocessor is not fitted: call fit() (or predict_zero_shot) first")
+            raise RuntimeError(
+                "the preprocessor is not fitted: call "
+                "fit() (or predict_zero_shot) first"
+            )
+        if self.config.imputation_strategy == "ttt_imputer" and self.imputer is None:
+            raise RuntimeError(
+                "the preprocessor fills gaps with a TTT imputer but holds none: "
+                "load_imputer(directory) from the checkpoint it was saved in"
+            )
         series, report = self.prepare(data)
         if self.imputer is not None:
             self._check_window(series)
         for s in series.values():
-            # scaling is affine per channel, so the per-patient strategies give the same result before or after it
-            fallback = (impute(s.values, self._stateless_strategy) - self.center) / self.scale
+            # scaling is affine per channel, so the per-patient
+            # strategies give the same result before or after it
+            fallback = (
+                impute(s.values, self._stateless_strategy) - self.center
+            ) / self.scale
             if self.imputer is None:
                 s.values = fallback
             else:
                 scaled = (s.values - self.center) / self.scale
-                s.values = ttt_fill(self.imputer, scaled, fallback, self.config.imputation_window)
+                s.values = ttt_fill(
+                    self.imputer, scaled, fallback, self.config.imputation_window
+                )
         return series, report
 
     def imputed_frame(self, data, fit: bool = False) -> pd.DataFrame:
         """``data`` on the regular grid with its gaps filled, in original units: id, time and the channels
         (``fit=True`` fits on ``data`` first)."""
         series, _ = self.series(data, fit)
-        return pd.concat([
-            pd.DataFrame(s.values * self.scale + self.center, columns=self.channels)
-            .assign(**{self.config.id_column: s.patient, self.config.time_column: s.times})
-            for s in series.values()
-        ], ignore_index=True)[[self.config.id_column, self.config.time_column, *self.channels]]
+        return pd.concat(
+            [
+                pd.DataFrame(
+                    s.values * self.scale + self.center, columns=self.channels
+                ).assign(
+                    **{
+                        self.config.id_column: s.patient,
+                        self.config.time_column: s.times,
+                    }
+                )
+                for s in series.values()
+            ],
+            ignore_index=True,
+        )[[self.config.id_column, self.config.time_column, *self.channels]]
 
-    def series(self, data, fit: bool = False) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
+    def series(
+        self, data, fit: bool = False
+    ) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
         """Scaled series of ``data`` and its quality report; ``fit=True`` fits on ``data`` first."""
         if fit:
             self.channels = None  # (re)fitting starts from every configured channel
             self.fit(*self.prepare(data))
         return self.transform(data)
 
-    def observed_target(self, series: dict[str, PatientSeries]) -> dict[str, np.ndarray]:
+    def observed_target(
+        self, series: dict[str, PatientSeries]
+    ) -> dict[str, np.ndarray]:
         """Each patient's first target in original units, NaN where it was not observed (imputed)."""
         out = {}
         for pid, s in series.items():
@@ -356,48 +462,69 @@ class Preprocessor:
         return self.patient_index[patient]
 
     def to_dict(self) -> dict:
-        """The JSON state; ``"imputer"`` names the subdirectory that :meth:`save_imputer` writes (or None)."""
-        return {"config": self.config.to_dict(), "channels": self.channels,
-                "center": None if self.center is None else self.center.tolist(),
-                "scale": None if self.scale is None else self.scale.tolist(),
-                "patient_index": self.patient_index,
-                "imputer": None if self.imputer is None else self.IMPUTER_DIR}
-
-    def save_imputer(self, directory: str | Path) -> None:
-        """Write the fitted TTT imputer (if any) to ``directory/imputer`` (safetensors + JSON)."""
-        if self.imputer is not None:
-            self.imputer.save(Path(directory) / self.IMPUTER_DIR, overwrite=True)
+        """The JSON state (a fitted TTT imputer is saved apart: :meth:`save_imputer`)."""
+        return {
+            "config": self.config.to_dict(),
+            "channels": self.channels,
+            "center": None if self.center is None else self.center.tolist(),
+            "scale": None if self.scale is None else self.scale.tolist(),
+            "patient_index": self.patient_index,
+        }
 
     @classmethod
-    def from_dict(cls, state: dict, directory: str | Path | None = None) -> "Preprocessor":
-        """The preprocessor of :meth:`to_dict`; a TTT imputer is read from ``directory`` (see :meth:`save_imputer`)."""
-        if state["config"]["scaler_type"] not in SCALERS:
-            raise ValueError(f"unknown scaler_type {state['config']['scaler_type']!r}; choose one of {list(SCALERS)}")
-        pre = cls(TTMDataConfig.from_dict(state["config"]))
+    def from_dict(cls, state: dict, device: str = "cpu") -> Preprocessor:
+        """The preprocessor of :meth:`to_dict`, without its TTT imputer (:meth:`load_imputer` reads it)."""
+        pre = cls(TTMDataConfig.from_dict(state["config"]), device)
         pre.channels = state["channels"]
-        pre.center = None if state["center"] is None else np.asarray(state["center"], dtype=float)
-        pre.scale = None if state["scale"] is None else np.asarray(state["scale"], dtype=float)
+        pre.center = (
+            None
+            if state["center"] is None
+            else np.asarray(state["center"], dtype=float)
+        )
+        pre.scale = (
+            None if state["scale"] is None else np.asarray(state["scale"], dtype=float)
+        )
         pre.patient_index = dict(state["patient_index"])
-        if state.get("imputer"):
-            from tsgen.imputation import TTTImputer
-
-            where = None if directory is None else Path(directory) / state["imputer"]
-            if where is None or not where.is_dir():
-                raise ValueError(f"the preprocessor was saved with a TTT imputer, but {where} holds none: "
-                                 "load it from the directory it was saved in")
-            pre.imputer = TTTImputer.from_saved(where, device="cpu")
         return pre
+
+    def save_imputer(self, directory: str | Path) -> None:
+        """Write the fitted TTT imputer (if any) as a checkpoint of its own in ``directory/imputer``."""
+        if self.imputer is not None:
+            self.imputer.save(Path(directory) / IMPUTER_DIR)
+
+    def load_imputer(self, directory: str | Path) -> None:
+        """Read the TTT imputer that :meth:`save_imputer` wrote, when this preprocessor was fitted with one."""
+        if self.config.imputation_strategy != "ttt_imputer" or not self.fitted:
+            return
+        from tsgen.imputation import TTTImputer
+
+        where = Path(directory) / IMPUTER_DIR
+        if not where.is_dir():
+            raise ValueError(
+                f"the preprocessor was fitted with a TTT imputer, but {where} "
+                "holds none: load it from the directory it was saved in"
+            )
+        self.imputer = TTTImputer.load(where, device=self.device)
 
 
 def check_lengths(series: dict[str, PatientSeries], needed: int, what: str) -> None:
     short = {pid: len(s) for pid, s in series.items() if len(s) < needed}
     if short:
-        raise ValueError(f"series too short for {what}: {short} steps, but {needed} are needed "
-                         "(context_length + forecast_length); use more data or shorter windows")
+        raise ValueError(
+            f"series too short for {what}: {short} steps, but {needed} are needed "
+            "(context_length + forecast_length); use more data or shorter windows"
+        )
 
 
-def window_starts(length: int, context: int, forecast: int, stride: int = 1,
-                  first_target: int = 0, last_target: int | None = None, full_future: bool = True) -> np.ndarray:
+def window_starts(
+    length: int,
+    context: int,
+    forecast: int,
+    stride: int = 1,
+    first_target: int = 0,
+    last_target: int | None = None,
+    full_future: bool = True,
+) -> np.ndarray:
     """Start indices of windows whose forecast targets lie in ``[first_target, last_target)``.
 
     A window starting at ``s`` has context ``[s, s + context)`` and targets
@@ -413,7 +540,13 @@ def window_starts(length: int, context: int, forecast: int, stride: int = 1,
 class WindowDataset(torch.utils.data.Dataset):
     """TTM's batch format from scaled series: past/future values and observed masks, ``[length, C]`` each."""
 
-    def __init__(self, series: list[PatientSeries], starts: list[np.ndarray], context: int, forecast: int):
+    def __init__(
+        self,
+        series: list[PatientSeries],
+        starts: list[np.ndarray],
+        context: int,
+        forecast: int,
+    ):
         self.series, self.context, self.forecast = series, context, forecast
         self.index = [(i, int(s)) for i, st in enumerate(starts) for s in st]
 
@@ -427,7 +560,7 @@ class WindowDataset(torch.utils.data.Dataset):
         future = np.zeros((self.forecast, values.shape[1]))
         future_mask = np.zeros_like(future)
         n = min(f, len(values)) - c
-        future[:n], future_mask[:n] = values[c:c + n], observed[c:c + n]
+        future[:n], future_mask[:n] = values[c : c + n], observed[c : c + n]
         return {
             "past_values": torch.tensor(values[s:c], dtype=torch.float32),
             "future_values": torch.tensor(future, dtype=torch.float32),
@@ -436,9 +569,15 @@ class WindowDataset(torch.utils.data.Dataset):
         }
 
 
-def forecast_frame(series: list[PatientSeries], starts: list[np.ndarray], predictions: np.ndarray,
-                   truth_raw: dict[str, np.ndarray], context: int, resolution_min: int,
-                   target: str = "bg_mM") -> pd.DataFrame:
+def forecast_frame(
+    series: list[PatientSeries],
+    starts: list[np.ndarray],
+    predictions: np.ndarray,
+    truth_raw: dict[str, np.ndarray],
+    context: int,
+    resolution_min: int,
+    target: str = "bg_mM",
+) -> pd.DataFrame:
     """The forecasts ``[n_windows, forecast]`` (mmol/L) as a long table with the observed values beside them.
 
     ``truth_raw`` maps a patient to its target in original units with NaN
@@ -448,11 +587,11 @@ def forecast_frame(series: list[PatientSeries], starts: list[np.ndarray], predic
     horizons = np.arange(1, forecast + 1)
     parts = []
     row = 0
-    for s, st in zip(series, starts):
+    for s, st in zip(series, starts, strict=True):
         if len(st) == 0:
             continue
         n = len(st)
-        pred = predictions[row:row + n]
+        pred = predictions[row : row + n]
         row += n
         origin_idx = st + context - 1
         target_idx = origin_idx[:, None] + horizons[None, :]
@@ -461,30 +600,43 @@ def forecast_frame(series: list[PatientSeries], starts: list[np.ndarray], predic
         truth[inside] = truth_raw[s.patient][target_idx[inside]]
         step = pd.Timedelta(minutes=resolution_min)
         origins = s.times[origin_idx]
-        parts.append(pd.DataFrame({
-            "p_num": s.patient,
-            "origin": np.repeat(origins, forecast),
-            "horizon_min": np.tile(horizons * resolution_min, n),
-            "time": np.repeat(origins, forecast) + np.tile(horizons, n) * step,
-            target: pred.ravel(),
-            "bg_mgdl": pred.ravel() * glucose.MGDL_PER_MMOL,
-            f"{target}_true": truth.ravel(),
-            "bg_mgdl_true": truth.ravel() * glucose.MGDL_PER_MMOL,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "p_num": s.patient,
+                    "origin": np.repeat(origins, forecast),
+                    "horizon_min": np.tile(horizons * resolution_min, n),
+                    "time": np.repeat(origins, forecast) + np.tile(horizons, n) * step,
+                    target: pred.ravel(),
+                    "bg_mgdl": pred.ravel() * glucose.MGDL_PER_MMOL,
+                    f"{target}_true": truth.ravel(),
+                    "bg_mgdl_true": truth.ravel() * glucose.MGDL_PER_MMOL,
+                }
+            )
+        )
     if not parts:
-        raise ValueError("no forecast origin: every series is shorter than context_length")
+        raise ValueError(
+            "no forecast origin: every series is shorter than context_length"
+        )
     return pd.concat(parts, ignore_index=True)
 
 
-def time_split(frame: pd.DataFrame, test_fraction: float, context_length: int,
-               id_column: str = "p_num", time_column: str = "datetime") -> tuple[pd.DataFrame, pd.DataFrame]:
+def time_split(
+    frame: pd.DataFrame,
+    test_fraction: float,
+    context_length: int,
+    id_column: str = "p_num",
+    time_column: str = "datetime",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split each patient in time: the first part, and the last ``test_fraction`` plus the
     ``context_length`` rows before it (context only: no test target is in the first part)."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}")
     train, test = [], []
-    for _, group in frame.sort_values([id_column, time_column]).groupby(id_column, sort=True):
+    for _, group in frame.sort_values([id_column, time_column]).groupby(
+        id_column, sort=True
+    ):
         cut = int(round(len(group) * (1 - test_fraction)))
         train.append(group.iloc[:cut])
-        test.append(group.iloc[max(0, cut - context_length):])
+        test.append(group.iloc[max(0, cut - context_length) :])
     return pd.concat(train, ignore_index=True), pd.concat(test, ignore_index=True)

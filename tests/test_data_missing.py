@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from tsgen.data import PATTERNS, add_missingness, missing_rate
 from tsgen.data.missing import RATE_TOLERANCE
@@ -10,7 +11,13 @@ from tsgen.data.missing import RATE_TOLERANCE
 def test_rate_within_tolerance(sines, pattern, rate):
     d = add_missingness(sines, pattern, rate, seed=0)
     # timestep removes whole steps of a 24-step window: multiples of 1/24
-    tol = 0.5 / sines.shape[1] if pattern == "timestep" else 0.02 if pattern == "point" else RATE_TOLERANCE
+    tol = (
+        0.5 / sines.shape[1]
+        if pattern == "timestep"
+        else 0.02
+        if pattern == "point"
+        else RATE_TOLERANCE
+    )
     assert abs(missing_rate(d["X"]) - rate) <= tol + 1e-9
 
 
@@ -20,9 +27,12 @@ def test_pypots_format_and_mask_consistency(sines, pattern):
     assert set(d) == {"X", "X_ori", "missing_mask", "indicating_mask"}
     assert all(v.shape == sines.shape for v in d.values())
     assert np.array_equal(d["missing_mask"] == 1, ~np.isnan(d["X"]))
-    assert np.array_equal(d["indicating_mask"] == 1, np.isnan(d["X"]) & ~np.isnan(d["X_ori"]))
+    assert np.array_equal(
+        d["indicating_mask"] == 1, np.isnan(d["X"]) & ~np.isnan(d["X_ori"])
+    )
     observed = d["missing_mask"] == 1
-    assert np.array_equal(d["X"][observed], sines[observed])  # kept values are untouched
+    # kept values are untouched
+    assert np.array_equal(d["X"][observed], sines[observed])
     assert np.array_equal(d["X_ori"], sines)
 
 
@@ -34,12 +44,21 @@ def test_seed_determines_mask(sines, pattern):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_global_numpy_rng_is_left_alone(sines):
-    np.random.seed(123)
-    expected = np.random.rand(3)
-    np.random.seed(123)
-    add_missingness(sines, "sequence", 0.3, seed=0)
-    assert np.array_equal(np.random.rand(3), expected)
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_global_random_state_is_left_alone(sines, pattern):
+    np.random.seed(123), torch.manual_seed(123)
+    expected = np.random.rand(3), torch.rand(3)
+    np.random.seed(123), torch.manual_seed(123)
+    add_missingness(sines, pattern, 0.3, seed=0)
+    assert np.array_equal(np.random.rand(3), expected[0]) and torch.equal(
+        torch.rand(3), expected[1]
+    )
+
+
+def test_seed_must_be_a_non_negative_integer(sines):
+    for seed in (None, -1, 1.5):
+        with pytest.raises(ValueError, match="seed"):
+            add_missingness(sines, "point", 0.3, seed=seed)
 
 
 def test_timestep_removes_whole_steps(sines):

@@ -40,7 +40,10 @@ def test_no_test_window_shares_a_time_step_with_training():
         (lambda: sliding_windows(np.full((10, 2), np.nan), 3), "all NaN"),
         (lambda: sliding_windows(np.array([[0.0], [np.inf], [1.0]]), 2), "infinite"),
         (lambda: split_by_time(np.zeros((10, 1)), (0.5, 0.5)), "three non-negative"),
-        (lambda: windowed_splits(np.zeros((50, 1)), 24, fractions=(0.8, 0.1, 0.1)), "val segment has 5"),
+        (
+            lambda: windowed_splits(np.zeros((50, 1)), 24, fractions=(0.8, 0.1, 0.1)),
+            "val segment has 5",
+        ),
     ],
 )
 def test_bad_input(call, message):

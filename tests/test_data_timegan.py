@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from tsgen.data import timegan
-from tsgen.data import load_timegan, timegan_windows
+from tsgen.data import load_timegan, timegan, timegan_windows
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +21,23 @@ def test_fetch_fills_the_cache_with_the_published_bytes(fetched_stock):
     assert path == cache / "timegan" / "stock_data.csv"
     assert not list(path.parent.glob("*.part"))
     # the cache alone now suffices
-    assert timegan.fetch_timegan_csv("stock", cache_dir=cache, sources=("cache",)) == path
+    assert (
+        timegan.fetch_timegan_csv("stock", cache_dir=cache, sources=("cache",)) == path
+    )
 
 
 def test_stock_is_chronological(fetched_stock):
     cache, _ = fetched_stock
     frame = load_timegan("stock", cache_dir=cache)
     assert frame.shape == (3685, 6)
-    assert list(frame.columns) == ["Open", "High", "Low", "Close", "Adj_Close", "Volume"]
+    assert list(frame.columns) == [
+        "Open",
+        "High",
+        "Low",
+        "Close",
+        "Adj_Close",
+        "Volume",
+    ]
     # the first row is Google's first trading day (Aug 2004, split-adjusted open 49.68)
     assert frame["Open"].iloc[0] == pytest.approx(49.676899)
     assert frame["Close"].iloc[-1] > 10 * frame["Close"].iloc[0]
@@ -43,7 +51,9 @@ def test_timegan_windows_follow_the_published_preprocessing(fetched_stock):
     assert w.min() == 0.0 and w.max() == pytest.approx(1.0, abs=1e-6)
     # TimeGAN flips the rows: the first window starts at the last (newest) day
     assert np.allclose(scaler.inverse_transform(w[0, 0]), raw[-1])
-    w_true, _ = timegan_windows("stock", length=24, reverse_like_timegan=False, cache_dir=cache)
+    w_true, _ = timegan_windows(
+        "stock", length=24, reverse_like_timegan=False, cache_dir=cache
+    )
     assert np.allclose(scaler.inverse_transform(w_true[0, 0]), raw[0])
 
 

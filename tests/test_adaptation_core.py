@@ -1,3 +1,5 @@
+"""The networks the engines wrap: MLPForecaster and ConvImputer."""
+
 import pytest
 import torch
 
@@ -17,7 +19,12 @@ def test_forecaster_with_mask_ignores_values_at_missing_entries():
     mask = torch.ones_like(x)
     mask[:, :3] = 0
     a = model({"X": x, "missing_mask": mask})
-    b = model({"X": torch.where(mask.bool(), x, torch.full_like(x, 7.0)), "missing_mask": mask})
+    b = model(
+        {
+            "X": torch.where(mask.bool(), x, torch.full_like(x, 7.0)),
+            "missing_mask": mask,
+        }
+    )
     assert torch.equal(a, b)
     nan_x = torch.where(mask.bool(), x, torch.full_like(x, float("nan")))
     assert torch.equal(a, model(nan_x))

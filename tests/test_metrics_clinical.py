@@ -8,11 +8,25 @@ from tsgen.metrics import clinical
 @pytest.mark.parametrize(
     "ref, pred, zone",
     [
-        (100, 100, "A"), (100, 119, "A"), (100, 81, "A"), (50, 65, "A"),   # within 20 % / both below 70
-        (100, 150, "B"), (200, 100, "B"), (300, 200, "B"),                 # off, but benign
-        (100, 250, "C"), (150, 20, "C"),                                   # overcorrection
-        (250, 100, "D"), (50, 100, "D"), (65, 90, "D"),                    # missed hypo/hyper
-        (60, 200, "E"), (200, 50, "E"),                                    # wrong direction
+        # within 20 % / both below 70
+        (100, 100, "A"),
+        (100, 119, "A"),
+        (100, 81, "A"),
+        (50, 65, "A"),
+        # off, but benign
+        (100, 150, "B"),
+        (200, 100, "B"),
+        (300, 200, "B"),
+        # overcorrection
+        (100, 250, "C"),
+        (150, 20, "C"),
+        # missed hypo/hyper
+        (250, 100, "D"),
+        (50, 100, "D"),
+        (65, 90, "D"),
+        # wrong direction
+        (60, 200, "E"),
+        (200, 50, "E"),
     ],
 )
 def test_clarke_zones_on_reference_points(ref, pred, zone):
@@ -33,8 +47,13 @@ def test_errors_and_units():
     assert clinical.rmse(t, p) == pytest.approx(np.sqrt((100 + 900) / 2))
     assert clinical.mae(t, p) == pytest.approx(20.0)
     assert clinical.mard(t, p) == pytest.approx(100 * (0.1 + 0.15) / 2)
-    table = pd.DataFrame({"horizon_min": [30, 30, 60, 60], "bg_mgdl": [110, 170, 100, 200],
-                          "bg_mgdl_true": [100, 200, 100, np.nan]})
+    table = pd.DataFrame(
+        {
+            "horizon_min": [30, 30, 60, 60],
+            "bg_mgdl": [110, 170, 100, 200],
+            "bg_mgdl_true": [100, 200, 100, np.nan],
+        }
+    )
     scored = clinical.horizon_metrics(table)
     assert scored.loc[30, "MAE mmol/L"] == pytest.approx(20.0 / 18.016)
     assert scored.loc[60, "n"] == 1 and scored.loc[60, "RMSE mg/dL"] == 0.0
@@ -55,7 +74,12 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="lacks column"):
         clinical.horizon_metrics(pd.DataFrame({"x": [1]}))
     with pytest.raises(ValueError, match="no scorable forecast at horizon 90"):
-        clinical.horizon_metrics(pd.DataFrame({"horizon_min": [30], "bg_mgdl": [1.0], "bg_mgdl_true": [1.0]}), (90,))
+        clinical.horizon_metrics(
+            pd.DataFrame(
+                {"horizon_min": [30], "bg_mgdl": [1.0], "bg_mgdl_true": [1.0]}
+            ),
+            (90,),
+        )
 
 
 def test_plot_clarke_draws():

@@ -14,7 +14,9 @@ def test_patient_names():
 
 def test_on_board_curves():
     assert glucose.insulin_remaining(0) == pytest.approx(1.0)
-    assert glucose.insulin_remaining(glucose.INSULIN_DURATION_MIN) == pytest.approx(0.0, abs=1e-12)
+    assert glucose.insulin_remaining(glucose.INSULIN_DURATION_MIN) == pytest.approx(
+        0.0, abs=1e-12
+    )
     curve = glucose.insulin_remaining(np.arange(0, 361, 5))
     assert (np.diff(curve) <= 1e-12).all()
     assert glucose.carbs_remaining([0, 90, 180, 300]).tolist() == [1.0, 0.5, 0.0, 0.0]
@@ -26,7 +28,9 @@ def test_on_board_curves():
 
 
 def test_simulated_cohort_is_cached_and_reproducible(tmp_path):
-    cohort = glucose.simulate_cohort(["adult#001"], days=0.25, seed=1, cache_dir=tmp_path, progress=False)
+    cohort = glucose.simulate_cohort(
+        ["adult#001"], days=0.25, seed=1, cache_dir=tmp_path, progress=False
+    )
     assert list(cohort.columns) == glucose.COLUMNS
     assert len(cohort) == 72  # six hours of 5-minute readings
     assert (cohort["datetime"].diff().dropna() == pd.Timedelta(minutes=5)).all()
@@ -34,7 +38,9 @@ def test_simulated_cohort_is_cached_and_reproducible(tmp_path):
     assert (cohort[["iob", "cob", "dose_units", "carbs"]] >= -1e-9).all().all()
     files = list((tmp_path / "glucose").rglob("*.csv"))
     assert len(files) == 1
-    again = glucose.simulate_cohort(["adult#001"], days=0.25, seed=1, cache_dir=tmp_path, progress=False)
+    again = glucose.simulate_cohort(
+        ["adult#001"], days=0.25, seed=1, cache_dir=tmp_path, progress=False
+    )
     pd.testing.assert_frame_equal(cohort, again)
     fresh = glucose.simulate_patient("adult#001", days=0.25, seed=1)
     np.testing.assert_allclose(fresh["bg_mM"], cohort["bg_mM"])
@@ -49,11 +55,18 @@ def test_simulation_rejects_bad_arguments():
 
 def test_load_cgm_csv(tmp_path):
     path = tmp_path / "cgm.csv"
-    pd.DataFrame({"id": [2, 1, 1], "time": ["2020-01-01 00:05", "2020-01-01 00:05", "2020-01-01 00:00"],
-                  "gl": [90.08, 180.16, 72.064]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "id": [2, 1, 1],
+            "time": ["2020-01-01 00:05", "2020-01-01 00:05", "2020-01-01 00:00"],
+            "gl": [90.08, 180.16, 72.064],
+        }
+    ).to_csv(path, index=False)
     frame = glucose.load_cgm_csv(path)
     assert frame["p_num"].tolist() == ["1", "1", "2"]
     np.testing.assert_allclose(frame["bg_mM"], [4.0, 10.0, 5.0])
     with pytest.raises(ValueError, match="cannot find a glucose column"):
-        pd.DataFrame({"id": [1], "time": ["2020-01-01"], "value": [1]}).to_csv(path, index=False)
+        pd.DataFrame({"id": [1], "time": ["2020-01-01"], "value": [1]}).to_csv(
+            path, index=False
+        )
         glucose.load_cgm_csv(path)

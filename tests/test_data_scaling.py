@@ -18,7 +18,10 @@ def test_nan_is_ignored_and_kept(rng):
     x = rng.normal(size=(100, 3))
     x[::7, 1] = np.nan
     z = MinMaxScaler().fit_transform(x)
-    assert np.isnan(z[::7, 1]).all() and not np.isnan(np.delete(z, np.s_[::7], axis=0)).any()
+    assert (
+        np.isnan(z[::7, 1]).all()
+        and not np.isnan(np.delete(z, np.s_[::7], axis=0)).any()
+    )
 
 
 def test_json_round_trip(rng):

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from tsgen.generation import GenerationConfig, TSTCompleter, linear_fill, masked_mse, propagate_values, zero_fill
+from tsgen.generation import GenerationConfig
+from tsgen.generation.core import (
+    TSTCompleter,
+    linear_fill,
+    masked_mse,
+    propagate_values,
+    zero_fill,
+)
 
 nan = float("nan")
 
@@ -46,11 +53,23 @@ def test_masked_mse_ignores_unobserved_entries():
     assert prediction.grad.flatten()[[1, 3]].abs().sum() == 0
 
 
-@pytest.mark.parametrize("norm,pos", [("BatchNorm", "fixed"), ("LayerNorm", "learnable")])
+@pytest.mark.parametrize(
+    "norm,pos", [("BatchNorm", "fixed"), ("LayerNorm", "learnable")]
+)
 def test_completer_keeps_observed_values_and_outputs_in_unit_interval(norm, pos):
     torch.manual_seed(0)
-    config = GenerationConfig(length=12, n_features=3, delay=2, embedding=4, tst_d_model=8, tst_heads=2,
-                              tst_layers=1, tst_feedforward=16, tst_norm=norm, tst_pos_encoding=pos)
+    config = GenerationConfig(
+        length=12,
+        n_features=3,
+        delay=2,
+        embedding=4,
+        tst_d_model=8,
+        tst_heads=2,
+        tst_layers=1,
+        tst_feedforward=16,
+        tst_norm=norm,
+        tst_pos_encoding=pos,
+    )
     completer = TSTCompleter.from_config(config)
     x = torch.rand(6, 12, 3)
     x[:, ::3] = nan

@@ -27,7 +27,9 @@ def test_seed_determines_data():
     assert not np.array_equal(make_sines(10, seed=3), make_sines(10, seed=4))
 
 
-@pytest.mark.parametrize("kwargs", [{"n_samples": 0}, {"length": -1}, {"n_features": 2.5}])
+@pytest.mark.parametrize(
+    "kwargs", [{"n_samples": 0}, {"length": -1}, {"n_features": 2.5}]
+)
 def test_bad_sizes(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         make_sines(**{"n_samples": 5, **kwargs})
