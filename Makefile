@@ -62,7 +62,7 @@ notebooks: install
 	$(PY) -m tsgen.book --in-place
 
 # The paths that pre-commit checks too (.pre-commit-config.yaml); settings in pyproject.toml.
-LINT_PATHS := tsgen tests benchmarks notebooks
+LINT_PATHS := tsgen tests benchmarks notebooks book/templates
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -145,3 +145,18 @@ def test_generation_ablations_share_a_model_between_sampling_variants():
     assert set(ABLATIONS) >= set(variants)
     with pytest.raises(ValueError, match="unknown ablation"):
         generation_ablations("sines", variants=["no diffusion"])
+
+
+def test_projections_give_two_points_per_window_of_each_set():
+    from tsgen.data import make_sines
+    from tsgen.generation.experiments import projections
+
+    real = make_sines(40, 24, 2, seed=0)
+    fake = make_sines(50, 24, 2, seed=1)
+    views = projections(real, fake, seed=0, max_windows=30)
+    assert set(views) == {"PCA", "t-SNE"}
+    for r, f in views.values():
+        assert r.shape == (30, 2) and f.shape == (30, 2)
+        assert np.isfinite(r).all() and np.isfinite(f).all()
+    again = projections(real, fake, seed=0, max_windows=30)
+    np.testing.assert_array_equal(again["t-SNE"][0], views["t-SNE"][0])

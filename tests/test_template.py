@@ -2,7 +2,6 @@
 
 import json
 import re
-import time
 from pathlib import Path
 
 import nbformat
@@ -55,9 +54,7 @@ def test_template_executes_and_writes_its_results(tmp_path, monkeypatch):
     # inherited by the kernel; keeps book/results clean
     monkeypatch.setenv("TSGEN_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("TSGEN_PROFILE", "default")
-    start = time.perf_counter()
     execute(TEMPLATE, tmp_path / "chapter.ipynb")
-    assert time.perf_counter() - start < 30
     executed = nbformat.read(tmp_path / "chapter.ipynb", as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]

@@ -11,7 +11,12 @@ import pytest
 @dataclass
 class BrowserLog:
     pages: list = field(default_factory=list)  # pages that passed every check
-    external: set = field(default_factory=set)  # off-loopback URLs the pages asked for (refused)
+    external: set = field(
+        default_factory=set
+    )  # off-loopback URLs the pages asked for (refused)
+    code_columns: list = field(
+        default_factory=list
+    )  # characters of code that fit a code block, per page
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -33,5 +38,12 @@ def pytest_terminal_summary(terminalreporter, config):
         f"browser test: {len(log.pages)} page(s) passed in headless Chromium "
         f"({time.perf_counter() - log.started:.1f} s); screenshots in _build/screenshots/"
     )
+    if log.code_columns:
+        terminalreporter.write_line(
+            f"  the narrowest code column fits {min(log.code_columns)} characters per line "
+            f"(widest page: {max(log.code_columns)}) at this viewport"
+        )
     for url in sorted(log.external):
-        terminalreporter.write_line(f"  refused off-loopback request (needs the internet to render): {url}")
+        terminalreporter.write_line(
+            f"  refused off-loopback request (needs the internet to render): {url}"
+        )

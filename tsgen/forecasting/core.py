@@ -107,8 +107,12 @@ def _adapted(config: TTMConfig) -> dict:
     )
 
 
-def random_network(config: TTMConfig, reason: str):
-    """The TTM-r2 architecture for ``config`` with random weights, and a log line that says so."""
+def random_network(config: TTMConfig, reason: str, asked: bool = False):
+    """The TTM-r2 architecture for ``config`` with random weights, and a log line that says so.
+
+    The line is a warning when random weights stand in for weights that could
+    not be had, and information when the config asked for them (``asked``).
+    """
     from tsfm_public.models.tinytimemixer import TinyTimeMixerForPrediction
 
     model = TinyTimeMixerForPrediction(
@@ -121,7 +125,8 @@ def random_network(config: TTMConfig, reason: str):
         )
     )
     n = sum(p.numel() for p in model.parameters())
-    log.warning(
+    log.log(
+        logging.INFO if asked else logging.WARNING,
         "%s: built the TTM-r2 architecture for context %d / "
         "forecast %d with RANDOM weights (%d parameters); it "
         "must be trained before its forecasts mean anything",
@@ -215,9 +220,9 @@ def network_from_hub(config: TTMConfig, hub_id: str):
 def build_network(config: TTMConfig) -> tuple[torch.nn.Module, str]:
     """The network ``config`` asks for and where its weights came from (``"random init (...)"`` when random)."""
     if config.training_mode == "from_scratch":
-        model, source = random_network(config, "training_mode='from_scratch'")
+        model, source = random_network(config, "training_mode='from_scratch'", asked=True)
     elif config.model_path is None:
-        model, source = random_network(config, "model_path is None")
+        model, source = random_network(config, "model_path is None", asked=True)
     elif Path(config.model_path).is_dir():
         model, source = network_from_directory(config, Path(config.model_path))
     else:

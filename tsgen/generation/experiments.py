@@ -4,7 +4,8 @@
   :func:`round_trip_errors`, :func:`inverse_comparison`, :func:`transform_timings`.
 * Chapter 7 (ImagenI2R on the benchmarks): :func:`generation_grid`, one row per
   length x data set x missing rate, built from :func:`benchmark_windows` and
-  scored by :func:`generation_scores` under a :class:`MetricProtocol`.
+  scored by :func:`generation_scores` under a :class:`MetricProtocol`;
+  :func:`projections` for the PCA and t-SNE pictures.
 * Chapter 8 (what each part is worth): :func:`generation_ablations`, one row
   per variant of :data:`ABLATIONS` x training seed.
 
@@ -380,6 +381,34 @@ def generation_grid(
         if samples is not None:
             samples[length, name] = {"real": real, "generated": generated}
     return pd.DataFrame(rows)
+
+
+def projections(
+    real: np.ndarray, generated: np.ndarray, seed: int = 0, max_windows: int = 1000
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The generation literature's picture: 2-D projections of real and generated windows.
+
+    Every window is flattened to one vector; at most ``max_windows`` of each
+    set are used (a random subset of the real windows, the first generated
+    ones). ``"pca"`` is fitted on the real windows only, ``"t-SNE"`` on both
+    together. Returns ``{name: (real points, generated points)}``, each
+    ``[n, 2]``.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    shown = min(len(real), len(generated), int(max_windows))
+    pick = runtime.numpy_rng(seed).permutation(len(real))[:shown]
+    r = np.asarray(real)[pick].reshape(shown, -1)
+    f = np.asarray(generated)[:shown].reshape(shown, -1)
+    pca = PCA(2, random_state=seed).fit(r)
+    tsne = TSNE(
+        2, perplexity=min(30, shown // 4), init="pca", random_state=seed
+    ).fit_transform(np.vstack([r, f]))
+    return {
+        "PCA": (pca.transform(r), pca.transform(f)),
+        "t-SNE": (tsne[:shown], tsne[shown:]),
+    }
 
 
 def generation_ablations(
