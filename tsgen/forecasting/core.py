@@ -220,7 +220,9 @@ def network_from_hub(config: TTMConfig, hub_id: str):
 def build_network(config: TTMConfig) -> tuple[torch.nn.Module, str]:
     """The network ``config`` asks for and where its weights came from (``"random init (...)"`` when random)."""
     if config.training_mode == "from_scratch":
-        model, source = random_network(config, "training_mode='from_scratch'", asked=True)
+        model, source = random_network(
+            config, "training_mode='from_scratch'", asked=True
+        )
     elif config.model_path is None:
         model, source = random_network(config, "model_path is None", asked=True)
     elif Path(config.model_path).is_dir():
