@@ -1,9 +1,12 @@
 import json
+import os
+import re
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+import yaml
 
 from tsgen.book import (
     Chapter,
@@ -80,6 +83,101 @@ def test_cli_rejects_unknown_parameter(tiny_notebook, capsys):
     )
     assert code == 2
     assert "valid names are: seed, device, scale" in capsys.readouterr().err
+
+
+def test_parameter_types_are_checked_against_the_defaults(tiny_notebook):
+    nb = nbformat.read(tiny_notebook, as_version=4)
+    nb.cells[0].source += "\nlr = 0.001\nmodel_path = None\nflag = False"
+    nbformat.write(nb, tiny_notebook)
+    checked = check_parameters(
+        tiny_notebook, {"lr": "1e-3", "scale": 3, "model_path": "a/b", "flag": True}
+    )
+    assert checked == {"lr": 1e-3, "scale": 3, "model_path": "a/b", "flag": True}
+    assert check_parameters(tiny_notebook, {"lr": 2}) == {"lr": 2.0}
+    assert check_parameters(tiny_notebook, {"scale": None}) == {"scale": None}
+    for name, value, expected in [
+        ("scale", "3", "expects int like its default 2; got str '3'"),
+        ("scale", 2.5, "expects int like its default 2; got float 2.5"),
+        ("flag", 1, "expects bool like its default False; got int 1"),
+        ("lr", "fast", "expects float like its default 0.001; got str 'fast'"),
+        ("device", 0, "expects str"),
+    ]:
+        with pytest.raises(TypeError, match=f"parameter {name} {expected}"):
+            check_parameters(tiny_notebook, {name: value})
+
+
+def test_cli_rejects_a_wrongly_typed_parameter(tiny_notebook, capsys):
+    code = main(
+        ["tiny", "--notebooks-dir", str(tiny_notebook.parent), "-p", "scale", "x"]
+    )
+    assert code == 2
+    assert "parameter scale expects int" in capsys.readouterr().err
+
+
+def test_a_chapter_executes_once_per_change_of_its_inputs(
+    tiny_notebook, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    kwargs = dict(notebooks_dir=tiny_notebook.parent, output_dir=out)
+    assert set(run_notebooks(**kwargs)) == {"tiny"}
+    assert run_notebooks(**kwargs) == {}
+    assert "tiny is up to date" in capsys.readouterr().out
+    # other parameters, a changed cell, or --force: executed again
+    assert set(run_notebooks(extra={"scale": 3}, **kwargs)) == {"tiny"}
+    assert set(run_notebooks(extra={"scale": 3}, force=True, **kwargs)) == {"tiny"}
+    nb = nbformat.read(tiny_notebook, as_version=4)
+    nb.cells[-1].source = "print(seed + scale)"
+    nbformat.write(nb, tiny_notebook)
+    assert set(run_notebooks(extra={"scale": 3}, **kwargs)) == {"tiny"}
+    printed = nbformat.read(out / "tiny.ipynb", as_version=4).cells[-1].outputs
+    assert printed[0]["text"].strip() == "3"
+
+
+def test_a_deleted_results_file_makes_the_chapter_run_again(tiny_notebook, tmp_path):
+    nb = nbformat.read(tiny_notebook, as_version=4)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import os, pathlib\n"
+            "d = pathlib.Path(os.environ['TSGEN_RESULTS_DIR'])\n"
+            "d.mkdir(exist_ok=True)\n"
+            "(d / 'tiny.default.json').write_text('{}')"
+        )
+    )
+    nbformat.write(nb, tiny_notebook)
+    out = tmp_path / "out"
+    kwargs = dict(notebooks_dir=tiny_notebook.parent, output_dir=out)
+    assert set(run_notebooks(**kwargs)) == {"tiny"}
+    metadata = nbformat.read(out / "tiny.ipynb", as_version=4).metadata["tsgen"]
+    assert metadata["results"] == ["tiny.default.json"]
+    assert run_notebooks(**kwargs) == {}
+    (out / "results" / "tiny.default.json").unlink()
+    assert set(run_notebooks(**kwargs)) == {"tiny"}
+    assert "TSGEN_RESULTS_DIR" not in os.environ
+
+
+def test_kernels_run_with_the_pinned_numerics_unless_overridden(
+    tiny_notebook, tmp_path, monkeypatch
+):
+    nb = nbformat.read(tiny_notebook, as_version=4)
+    nb.cells[
+        -1
+    ].source = "import os\nprint(os.environ['ATEN_CPU_CAPABILITY'], os.environ['OMP_NUM_THREADS'])"
+    nbformat.write(nb, tiny_notebook)
+    out = tmp_path / "out"
+    kwargs = dict(notebooks_dir=tiny_notebook.parent, output_dir=out)
+
+    def printed():
+        return nbformat.read(out / "tiny.ipynb", as_version=4).cells[-1].outputs[0]
+
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    run_notebooks(**kwargs)
+    assert printed()["text"].split() == ["avx2", "2"]
+    assert "ATEN_CPU_CAPABILITY" not in os.environ
+    # an override is an input of its own: the chapter runs again, with it
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert set(run_notebooks(**kwargs)) == {"tiny"}
+    assert printed()["text"].split() == ["avx2", "1"]
 
 
 def test_default_profile_needs_no_file(tmp_path):
@@ -254,3 +352,43 @@ def test_sweep_runs_points_in_parallel_and_collects(tmp_path):
             notebooks_dir=notebooks,
             profiles_dir=tmp_path,
         )
+
+
+def test_a_profile_extends_another_per_chapter(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "a:\n  device: cuda\n  epochs: 100\n  width: 64\nb:\n  n: 5\n"
+    )
+    (tmp_path / "capped.yaml").write_text(
+        "extends: base\na:\n  epochs: 1\nc:\n  n: 2\n"
+    )
+    assert load_profile("capped", tmp_path) == {
+        "a": {"device": "cuda", "epochs": 1, "width": 64},
+        "b": {"n": 5},
+        "c": {"n": 2},
+    }
+    (tmp_path / "orphan.yaml").write_text("extends: gone\na:\n  epochs: 1\n")
+    with pytest.raises(
+        ValueError, match="unknown profile 'gone'.*extended by 'orphan'"
+    ):
+        load_profile("orphan", tmp_path)
+    (tmp_path / "loop.yaml").write_text("extends: loop\n")
+    with pytest.raises(ValueError, match="cycle"):
+        load_profile("loop", tmp_path)
+
+
+# What gpu-check may change in gpu.yaml: the amount of work, never a shape.
+CAPPED_WORK = re.compile(
+    r"n_(seeds|train|val|test|sines|samples|windows|pretrain|target)|seeds"
+    r"|.*(epochs|iterations|steps|repeats)|patience|ablation_seeds|time_published"
+)
+
+
+def test_gpu_check_caps_only_the_work_of_the_gpu_profile():
+    profiles = ROOT / "book" / "profiles"
+    own = yaml.safe_load((profiles / "gpu-check.yaml").read_text())
+    assert own.pop("extends") == "gpu"
+    changed = {f"{stem}.{name}" for stem, p in own.items() for name in p}
+    assert {c for c in changed if not CAPPED_WORK.fullmatch(c.split(".")[1])} == set()
+    assert set(load_profile("gpu-check", profiles)) == set(
+        load_profile("gpu", profiles)
+    )

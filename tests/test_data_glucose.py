@@ -70,3 +70,38 @@ def test_load_cgm_csv(tmp_path):
             path, index=False
         )
         glucose.load_cgm_csv(path)
+
+
+def test_load_cgm_csv_reports_bad_rows(tmp_path, caplog):
+    path = tmp_path / "cgm.csv"
+    pd.DataFrame(
+        {
+            "id": ["1", "1", "", "01"],
+            "time": [
+                "2020-01-01 00:00",
+                "2020-01-01 00:05",
+                "2020-01-01 00:05",
+                "2020-01-01",
+            ],
+            "gl": ["Low", "High", "100", "100"],
+        }
+    ).to_csv(path, index=False)
+    with caplog.at_level("INFO"):
+        frame = glucose.load_cgm_csv(path)
+    # ids stay text ("1" and "01" differ); the row without an id is reported, not lost silently
+    assert sorted(frame.p_num.unique()) == ["01", "1"]
+    np.testing.assert_allclose(frame.bg_mM[frame.p_num == "1"] * 18.016, [40, 400])
+    assert "missing patient id" in caplog.text and "'Low' reading" in caplog.text
+    with pytest.raises(ValueError, match="missing patient id"):
+        glucose.load_cgm_csv(path, bad_rows="raise")
+
+
+def test_a_half_written_cohort_cache_is_simulated_again(tmp_path, caplog):
+    cohort = glucose.simulate_cohort(["adult#001"], days=0.25, cache_dir=tmp_path)
+    (file,) = list((tmp_path / "glucose").rglob("*.csv"))
+    file.write_text("\n".join(file.read_text().splitlines()[:30]) + "\n")
+    with caplog.at_level("WARNING"):
+        again = glucose.simulate_cohort(["adult#001"], days=0.25, cache_dir=tmp_path)
+    assert "29 rows instead of 72" in caplog.text
+    pd.testing.assert_frame_equal(cohort, again)
+    assert len(pd.read_csv(file)) == 72

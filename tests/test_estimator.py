@@ -78,7 +78,7 @@ def test_save_load_round_trip(tmp_path, data):
     ]
     state = json.loads((path / "state.json").read_text())
     assert (
-        state["kind"] == "Line" and state["format"] == 1 and len(state["history"]) == 3
+        state["kind"] == "Line" and state["format"] == 2 and len(state["history"]) == 3
     )
     again = Line.load(path)
     assert torch.equal(again.predict(data[0]), model.predict(data[0]))
@@ -118,7 +118,7 @@ def test_loading_another_kind_or_a_damaged_checkpoint_is_a_clear_error(tmp_path,
     with pytest.raises(ValueError, match="config.json is missing"):
         Line.load(tmp_path)
     (path / "weights.safetensors").write_bytes(b"\x00\x01")
-    with pytest.raises(ValueError, match="weights.safetensors cannot be read"):
+    with pytest.raises(ValueError, match="weights.safetensors is damaged"):
         Other.load(path)
 
 

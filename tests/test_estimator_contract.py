@@ -3,7 +3,8 @@
 Each case builds the tiniest configuration of one estimator, fits it once
 (module-scoped), and the tests check: ``fit`` returns ``self`` and records a
 history; ``save`` / ``load`` round-trips to identical outputs; loading one
-kind's checkpoint as another fails and names both; ``fit`` and prediction
+kind's checkpoint as another fails and names both; a save killed after its
+first file leaves the previous checkpoint whole; ``fit`` and prediction
 leave the caller's global random state as it was; prediction before ``fit`` is
 a clear error; ``load`` called on an instance says how to load.
 """
@@ -238,6 +239,17 @@ def test_save_and_load_give_identical_outputs(fitted, tmp_path):
     assert again.history == fitted.model.history
     with pytest.raises(FileExistsError):
         fitted.model.save(path)
+
+
+def test_a_save_killed_after_its_first_file_leaves_the_old_checkpoint(fitted, tmp_path):
+    from test_faults import save_in_a_killed_child
+
+    path = fitted.model.save(tmp_path / "checkpoint")
+    before = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    save_in_a_killed_child(fitted.model, path, "after config.json")
+    assert {p: p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
+    again = type(fitted.model).load(path, device="cpu")
+    np.testing.assert_array_equal(fitted.case.output(again), fitted.output)
 
 
 def test_loading_the_wrong_kind_fails_clearly(fitted, tmp_path):

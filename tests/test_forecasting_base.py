@@ -37,7 +37,7 @@ def config(**kw):
 @pytest.mark.parametrize("cls", [TTMForecaster, Persistence, LinearRegression])
 def test_every_forecaster_shares_the_contract(cls, tmp_path):
     assert issubclass(cls, BaseTSFM)
-    forecaster = cls(config(device="auto"), "cpu")
+    forecaster = cls(config(device="auto"), device="cpu")
     with pytest.raises(RuntimeError, match="not fitted"):
         forecaster.predict(cohort())
     torch.manual_seed(7)

@@ -41,20 +41,48 @@ def test_r2_architecture_matches_the_published_model():
         ttm_r2_architecture(100, 12)
 
 
-def test_offline_fallback_says_what_it_did(caplog, monkeypatch):
+def test_unloadable_weights_are_an_error_not_random(caplog, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert not hub_reachable()
-    with caplog.at_level(logging.WARNING, logger="tsgen.forecasting.core"):
-        _, source = build_network(
-            config(model_path="ibm-granite/granite-timeseries-ttm-r2")
-        )
-    assert "RANDOM weights" in caplog.text and "no hub access" in caplog.text
-    assert source.startswith("random init")
+    for path in ("ibm-granite/granite-timeseries-ttm-r2", str(tmp_path / "typo")):
+        with pytest.raises(ValueError, match="model_path='random'"):
+            build_network(config(model_path=path, training_mode="fine_tune"))
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="tsgen.forecasting.core"):
-        build_network(config())  # random weights asked for: information, not a warning
-    assert [r.levelno for r in caplog.records] == [logging.INFO]
-    assert "model_path is None" in caplog.text
+    for asked in ("random", None):
+        with caplog.at_level(logging.INFO, logger="tsgen.forecasting.core"):
+            _, source = build_network(config(model_path=asked))
+        # random weights asked for by name: information, not a warning
+        assert [r.levelno for r in caplog.records if "tsgen" in r.name] == [
+            logging.INFO
+        ]
+        assert source == f"random (model_path={asked!r})"
+        caplog.clear()
+
+
+def test_freq_prefix_reaches_get_model(monkeypatch, tmp_path):
+    import sys
+
+    import tsfm_public.toolkit.get_model  # noqa: F401  (the module, not the function)
+
+    gm = sys.modules["tsfm_public.toolkit.get_model"]
+
+    seen = {}
+
+    def fake(path, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("no such model")
+
+    monkeypatch.setattr(gm, "get_model", fake)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="no such model"):
+        build_network(
+            config(
+                model_path="some/hub-id",
+                training_mode="fine_tune",
+                freq_prefix_tuning=True,
+            )
+        )
+    assert seen["freq_prefix_tuning"] is True and seen["freq"] == "5min"
 
 
 def test_network_from_its_recorded_config():
@@ -90,6 +118,14 @@ def test_a_model_too_short_for_the_config_is_rejected(tmp_path):
         config(model_path=str(tmp_path), training_mode="fine_tune", forecast_length=4)
     )
     assert source == f"local checkpoint {tmp_path}"
+    with pytest.raises(
+        ValueError, match="context of 32 steps but config.context_length"
+    ):
+        build_network(
+            config(
+                model_path=str(tmp_path), training_mode="fine_tune", context_length=64
+            )
+        )
     torch.testing.assert_close(
         loaded.state_dict()["head.base_forecast_block.weight"],
         model.state_dict()["head.base_forecast_block.weight"],

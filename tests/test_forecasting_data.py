@@ -59,14 +59,31 @@ def test_resampling_and_imputation():
     assert len(raw["a"]) == 12 and np.isnan(raw["a"].values[[3, 4, 7], 0]).all()
     series, _ = pre.series(data, fit=True)
     s = series["a"]
-    assert len(s) == 12 and not np.isnan(s.values).any()
+    # scaled, gaps still NaN: each context window is filled on its own
+    assert len(s) == 12 and np.isnan(s.values[[3, 4, 7], 0]).all()
     assert (
         s.observed[:, 0].tolist()
         == [True] * 3 + [False] * 2 + [True] * 2 + [False] + [True] * 4
     )
+    filled = pre.fill(s.values[None])[0]
     expected = np.interp(3, [2, 5], data["bg_mM"].loc[[2, 5]])
-    assert pre.unscale_target(s.values[3:4, :1])[0, 0] == pytest.approx(expected)
+    assert pre.unscale_target(filled[3:4, :1])[0, 0] == pytest.approx(expected)
     assert report["nan share"].max() == pytest.approx(1 / 10)
+
+
+def test_context_filling_never_looks_ahead():
+    """A gap just before a context's end is filled from that context only: a later reading changes nothing."""
+    pre = preprocessor()
+    data = frame(n=12, patients=("a",))
+    data.loc[9:10, "bg_mM"] = np.nan  # gap at the end of the context [0, 11)
+    pre.series(data, fit=True)
+    late = data.copy()
+    late.loc[11, "bg_mM"] = 30.0  # the reading after the gap
+    contexts = [pre.series(d)[0]["a"].values[None, :11] for d in (data, late)]
+    a, b = (pre.fill(c) for c in contexts)
+    np.testing.assert_array_equal(a, b)
+    # the trailing gap repeats the last reading before it
+    assert a[0, 9, 0] == a[0, 8, 0] == a[0, 10, 0]
 
 
 @pytest.mark.parametrize("strategy", ["mean", "median", "forward_fill", "linear"])
@@ -133,21 +150,22 @@ def test_ttt_strategy_fills_every_gap_and_keeps_observed_values(ttt_fitted):
         and pre.imputer.config.n_features == 2
     )
     raw, _ = pre.prepare(gappy_frame())
-    for pid, s in series.items():
-        x = (raw[pid].values - pre.center) / pre.scale
-        gaps = np.isnan(x)
-        assert not np.isnan(s.values).any()
-        # imputed entries stay unobserved: never scored
-        np.testing.assert_array_equal(s.observed, ~gaps)
-        # observed values exactly as they were
-        np.testing.assert_array_equal(s.values[~gaps], x[~gaps])
+    x = (raw["a"].values - pre.center) / pre.scale
+    np.testing.assert_array_equal(series["a"].values, x)
+    # windows of 16 steps, filled each from itself: every gap, observed values as they were
+    windows = np.lib.stride_tricks.sliding_window_view(x, 16, axis=0)[::8]
+    windows = np.moveaxis(windows, -1, 1)
+    filled = pre.fill(windows)
+    gaps = np.isnan(windows)
+    assert not np.isnan(filled).any() and gaps.any()
+    np.testing.assert_array_equal(filled[~gaps], windows[~gaps])
     # the imputer, not linear interpolation, filled the glucose gaps
-    linear = (impute(raw["a"].values, "linear") - pre.center) / pre.scale
-    gaps = ~series["a"].observed[:, 0]
-    assert not np.allclose(series["a"].values[gaps, 0], linear[gaps, 0])
-    # iob is unobserved over all of window 24-31: there the
-    # fallback (linear, as the other strategies) is used
-    np.testing.assert_allclose(series["a"].values[24:32, 1], linear[24:32, 1])
+    linear = np.stack([impute(w, "linear") for w in windows * pre.scale + pre.center])
+    linear = (linear - pre.center) / pre.scale
+    assert not np.allclose(filled[gaps[..., 0], 0], linear[gaps[..., 0], 0])
+    # iob is unobserved over all of steps 24-31: the window starting at 24 takes
+    # the linear fallback there
+    np.testing.assert_allclose(filled[3, :8, 1], linear[3, :8, 1])
     # the same in original units, as a table
     table = pre.imputed_frame(gappy_frame())
     assert (

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,3 +180,51 @@ def test_glucose_comparison_logs_each_trained_run(tmp_path):
         (tmp_path / "TTM_from_scratch" / "seed0").rglob("events.out.tfevents.*")
     )
     assert not (tmp_path / "persistence").exists()
+
+
+def test_real_data_comparison_on_a_tiny_cohort():
+    from tsgen.forecasting.experiments import REAL_MODELS, real_data_comparison
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(6):
+        t = pd.date_range("2020-01-01", periods=600, freq="5min")
+        bg = 6 + np.sin(np.arange(600) / 12 + k) + rng.normal(0, 0.05, 600)
+        bg[300:303] = np.nan  # a short gap, kept as NaN and filled per window
+        frames.append(pd.DataFrame({"datetime": t, "p_num": f"p{k}", "bg_mM": bg}))
+    cohort = pd.concat(frames, ignore_index=True)
+    cfg = TTMConfig(
+        model_path="random",
+        context_length=32,
+        forecast_length=12,
+        num_epochs=1,
+        batch_size=32,
+        device="cpu",
+        train_stride=4,
+        max_gap_steps=6,
+    )
+    pretrained = TTMForecaster(replace(cfg, training_mode="from_scratch")).fit(cohort)
+    out = real_data_comparison(
+        cohort,
+        cfg,
+        pretrained=pretrained,
+        seeds=[0],
+        split={"test_percent_subjects": 0.2, "length_segment": 160},
+        adaptation={"optimization": {"num_steps": 1, "lr": 1e-4}},
+    )
+    scores = out["scores"]
+    assert set(scores.model) == set(REAL_MODELS) and set(scores.test) == {"ID", "OOD"}
+    assert scores.weights.str.len().gt(0).all()
+    assert (
+        (scores.loc[scores.model == "TTM from scratch", "weights"])
+        .str.startswith("random")
+        .all()
+    )
+    assert np.isfinite(scores["GlucoBench RMSE mg/dL"]).all()
+    # GlucoBench's origins: from the 144th step of each test series, every 6 steps
+    ood = scores[(scores.test == "OOD") & (scores["horizon (min)"] == 60)]
+    assert (ood.n == 2 * ((600 - 144 - 12) // 6 + 1)).all()
+    cov = out["coverage"]
+    assert set(cov.level) == {0.8, 0.95} and cov.coverage.between(0, 1).all()
+    assert set(out["patients"].model) == {"TTM fine-tuned", "TTM fine-tuned + TTA"}
+    assert {"low 0.8", "high 0.95", "persistence"} <= set(out["forecasts"].columns)

@@ -94,7 +94,7 @@ def test_save_load_round_trip(trained, tmp_path):
     assert state["kind"] == "TTMForecaster" and state["history"] == trained.history
     assert state["network"]["context_length"] == CTX and state[
         "weights_source"
-    ].startswith("random init")
+    ].startswith("random (")
     loaded = TTMForecaster.load(path)
     data = cohort(n=60, seed=3)
     pd.testing.assert_frame_equal(trained.predict(data), loaded.predict(data))
@@ -229,3 +229,58 @@ def test_tensorboard_logs_and_checkpoints(tmp_path):
         cohort()
     )
     assert list((tmp_path / "from_config").rglob("events.out.tfevents.*"))
+
+
+def test_a_later_reading_never_changes_a_forecast(trained):
+    """The look-ahead test: a gap just before an origin is filled from the context only."""
+    data = cohort(n=60, patients=("p1",))
+    data.loc[38:40, "bg_mM"] = np.nan  # a gap ending at the origin (index 40)
+    later = data.copy()
+    later.loc[41, "bg_mM"] = 20.0  # the reading after the gap, far off
+    a, b = (trained.predict(d.iloc[:42]) for d in (data, later))
+    origin = data.datetime.iloc[40]
+    np.testing.assert_array_equal(
+        a[a.origin == origin].bg_mM.to_numpy(), b[b.origin == origin].bg_mM.to_numpy()
+    )
+
+
+def test_the_seed_usage_pattern(tmp_path):
+    cfg = config(num_epochs=1, loss_function="huber")
+    model = TTMForecaster(cfg, distributed_config=None)
+    model.fit(cohort())
+    table = model.predict(cohort(n=60), batch_size=32)
+    path = model.save(tmp_path / "ttm")
+    loaded = TTMForecaster.load(path)
+    pd.testing.assert_frame_equal(loaded.predict(cohort(n=60), batch_size=7), table)
+    zero = TTMForecaster(
+        create_ttm_zero_shot_config(
+            model_path=str(path),
+            context_length=CTX,
+            forecast_length=FL,
+            num_epochs=0,
+            device="cpu",
+        )
+    )
+    pd.testing.assert_frame_equal(zero.predict_zero_shot(cohort(n=60)), table)
+    assert zero.weights_source == f"local checkpoint {path}"
+    with pytest.raises(
+        ValueError, match="context of 32 steps but config.context_length"
+    ):
+        TTMForecaster(
+            config(model_path=str(path), training_mode="fine_tune", context_length=64)
+        )
+    with pytest.raises(ValueError, match="not TrainingArguments for a distributed run"):
+        TTMForecaster(cfg, distributed_config={"learning_rate": 1.0})
+    with pytest.raises(ValueError, match="loss_function"):
+        config(loss_function="pinball")
+
+
+def test_a_checkpoint_without_its_preprocessor_is_rejected(trained, tmp_path):
+    path = trained.save(tmp_path / "ttm")
+    state = json.loads((path / "state.json").read_text())
+    del state["preprocessor"]
+    (path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="preprocessor"):
+        TTMForecaster.load(path)
+    with pytest.raises(ValueError, match="preprocessor"):
+        TTMForecaster(config(model_path=str(path), training_mode="fine_tune"))

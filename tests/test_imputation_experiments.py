@@ -223,3 +223,9 @@ def test_speed_comparisons():
         list(dual["layer"]) == ["TTT-Linear", "TTT-MLP"]
         and (dual["max_difference"] < 1e-4).all()
     )
+
+
+def test_asking_for_more_windows_than_a_split_has_says_so():
+    with pytest.warns(UserWarning, match=r"max_windows\['val'\]=500 .* has \(345 "):
+        splits = imputation_splits("stock", 0.3, max_windows={"val": 500})
+    assert len(splits["val"]["X"]) == 345

@@ -88,3 +88,38 @@ def test_plot_clarke_draws():
     matplotlib.use("Agg")
     ax = clinical.plot_clarke([100, 200], [110, 150])
     assert ax.get_xlim() == (0, 400)
+
+
+def test_units_and_ranges_are_checked():
+    with pytest.raises(ValueError, match="looks like mmol/L"):
+        clinical.clarke_zones([5.5, 7.0, 10.0], [5.0, 7.5, 9.0])
+    with pytest.raises(ValueError, match="negative glucose"):
+        clinical.clarke_zones([-5.0, 100.0], [90.0, 100.0])
+    with pytest.raises(ValueError, match="low < high"):
+        clinical.time_in_range([100.0, 150.0], low=180, high=70)
+    with pytest.raises(ValueError, match="negative glucose"):
+        clinical.time_in_range([-1.0, 150.0])
+    with pytest.raises(ValueError, match="looks like mmol/L"):
+        clinical.time_in_range([5.0, 6.0])
+
+
+def test_glucobench_errors_are_medians_over_forecasts():
+    import pandas as pd
+
+    rows = []
+    for origin, offset in enumerate([1.0, 2.0, 10.0]):
+        for h in range(1, 13):
+            rows.append(
+                {
+                    "p_num": "a",
+                    "origin": origin,
+                    "horizon_min": 5 * h,
+                    "bg_mgdl": 100 + offset,
+                    "bg_mgdl_true": 100.0 if h != 3 else float("nan"),
+                }
+            )
+    errors = clinical.glucobench_errors(pd.DataFrame(rows))
+    # per forecast MSE 1, 4, 100: the median is 4, its root 2; MAE median 2
+    assert errors["GlucoBench RMSE mg/dL"] == pytest.approx(2.0)
+    assert errors["GlucoBench MAE mg/dL"] == pytest.approx(2.0)
+    assert errors["forecasts"] == 3

@@ -32,7 +32,7 @@ def test_template_follows_the_chapter_contract(template):
     assert code[-1].source.strip() == "chapter.provenance()"
     assert cells[cells.index(code[-1]) - 1].source.strip() == "## Provenance"
     assert sum("chapter.save_results(" in s for s in sources(code)) == 1
-    assert any("nbval-check-output" in c.metadata.get("tags", []) for c in code)
+    assert any("check-output" in c.metadata.get("tags", []) for c in code)
     plots = [s for s in sources(code) if "plt.subplots" in s]
     assert plots and all(s.rstrip().endswith("plt.show()") for s in plots)
     # the estimator contract and the experiments

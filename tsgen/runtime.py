@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import re
 import warnings
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "check_seed",
     "derive_seed",
     "numpy_rng",
     "progress",
@@ -36,12 +38,24 @@ __all__ = [
 ]
 
 
+# With TSGEN_DEVICE_CHECK=1 on a machine without CUDA, the accelerator is this
+# virtual one: CPU kernels accept it, and tsgen.book.devices tells its tensors
+# from host ones, so a CPU/GPU mix fails on a CPU machine as it would on CUDA.
+DEVICE_CHECK_ENV = "TSGEN_DEVICE_CHECK"
+VIRTUAL_DEVICE = "cpu:0"
+
+
 def resolve_device(device: str | torch.device | None = "cpu") -> str:
     """``"auto"`` picks CUDA when available; asking for CUDA without a GPU is an error.
 
-    ``None`` means ``"cpu"``. Returns ``"cpu"`` or ``"cuda[:N]"``.
+    ``None`` means ``"cpu"``. Returns ``"cpu"`` or ``"cuda[:N]"``; in a device
+    check (``$TSGEN_DEVICE_CHECK=1``) without CUDA, ``"auto"`` and
+    ``"cuda[:N]"`` give the virtual accelerator ``"cpu:0"`` (which it also accepts).
     """
     device = "cpu" if device is None else str(device)
+    virtual = os.environ.get(DEVICE_CHECK_ENV) == "1" and not torch.cuda.is_available()
+    if virtual and (device == "auto" or re.fullmatch(r"(cuda(:\d+)?|cpu:0)", device)):
+        return VIRTUAL_DEVICE
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -55,7 +69,11 @@ def resolve_device(device: str | torch.device | None = "cpu") -> str:
 
 
 def check_seed(seed) -> int:
-    """``seed`` as a non-negative int; a clear error for anything else (``'abc'``, ``1.5``, ``True``, ``-1``)."""
+    """``seed`` as a non-negative int; a clear ``ValueError`` for anything else (``'abc'``, ``1.5``, ``True``, ``-1``).
+
+    (A ``ValueError`` also for a wrong type: :mod:`tsgen.config`, whose
+    ``ParameterTypeError`` the other checks raise, sits beside this module, not below it.)
+    """
     if (
         isinstance(seed, (bool, np.bool_))
         or not isinstance(seed, (int, np.integer))

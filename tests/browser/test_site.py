@@ -343,11 +343,9 @@ def overflowing_code(page, browser_log) -> list[str]:
 def test_math_is_typeset(page_path, site, base_url, browser):
     """No TeX delimiters left in the prose, and every math span typeset by MathJax.
 
-    MathJax comes from a CDN (Jupyter Book 1's default, cdn.jsdelivr.net), and this
-    test's browser refuses requests off loopback: where the page loads MathJax from off
-    the site and it did not run, the test is an expected failure that names the URL. It
-    passes once MathJax is served from the site itself (e.g. from ``_static``) or the
-    page has no math.
+    The site serves MathJax itself (sphinx-mathjax-offline copies it into ``_static``)
+    and this test's browser refuses every request off loopback, so math that needs the
+    network shows as raw TeX here and fails, naming where MathJax was loaded from.
     """
     page = browser.new_page()
     try:
@@ -381,20 +379,10 @@ def test_math_is_typeset(page_path, site, base_url, browser):
     assert not delimiters, (
         f"{page_path}: TeX delimiters left in the prose: {delimiters[:5]}"
     )
-    if not state["math"] or not state["raw"]:
-        return
-    if (
-        state["script"]
-        and not state["script"].startswith(LOOPBACK)
-        and not state["typeset"]
-    ):
-        pytest.xfail(
-            f"{page_path}: {len(state['raw'])} math span(s) shown as raw TeX "
-            f"(e.g. {state['raw'][0][:60]!r}): MathJax is loaded from "
-            f"{state['script']}, which this offline browser refuses"
-        )
     assert not state["raw"], (
-        f"{page_path}: math not typeset by MathJax: {state['raw'][:5]}"
+        f"{page_path}: {len(state['raw'])} math span(s) shown as raw TeX "
+        f"(e.g. {state['raw'][:3]}); MathJax loaded from {state['script']!r}, "
+        f"typeset: {state['typeset']}"
     )
 
 

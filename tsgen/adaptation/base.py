@@ -64,14 +64,14 @@ class OptimizationParameters(JSONConfig):
             )
 
     @classmethod
-    def from_dict(cls, values: dict) -> OptimizationParameters:
+    def from_dict(cls, values: dict, complete: bool = False) -> OptimizationParameters:
         """As :meth:`JSONConfig.from_dict`; torch-ttt's ``optimizer_name`` is read as ``optimizer``."""
         if isinstance(values, dict):
             values = {
                 ("optimizer" if key == "optimizer_name" else key): value
                 for key, value in values.items()
             }
-        return super().from_dict(values)
+        return super().from_dict(values, complete=complete)
 
     @classmethod
     def coerce(cls, value) -> OptimizationParameters:
@@ -322,7 +322,12 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
         return params
 
     def adapt(self, inputs, optimization_parameters=None):
-        """Adapt to ``inputs``, predict, restore the stored weights: ``(outputs, loss_ttt)``."""
+        """Adapt to ``inputs``, predict, restore the stored weights: ``(outputs, loss_ttt)``.
+
+        A diverging adaptation (a non-finite loss at any step, or non-finite
+        outputs at the end) raises a ``ValueError`` naming the step and ``lr``
+        instead of returning NaN; the weights are restored either way.
+        """
         opt = OptimizationParameters.coerce(
             optimization_parameters or self.optimization_parameters
         )
@@ -343,18 +348,27 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
                         params, lr=opt.lr, momentum=opt.momentum
                     )
                 with torch.enable_grad():  # callers often predict under no_grad
-                    for _ in range(opt.num_steps):
+                    for step in range(opt.num_steps):
                         optimizer.zero_grad(set_to_none=True)
                         _, loss = self.ttt_forward(inputs)
-                        if not torch.isfinite(loss):
+                        if not all_finite(loss):
                             raise ValueError(
-                                "the self-supervised loss is "
-                                f"{loss.item()} during adaptation"
+                                f"adaptation diverged: the self-supervised loss is "
+                                f"{loss.item()} at step {step + 1} of "
+                                f"{opt.num_steps} (lr={opt.lr:g}); lower the "
+                                "adaptation lr or num_steps"
                             )
                         loss.backward()
                         optimizer.step()
             with torch.no_grad():
                 outputs, loss = self.ttt_forward(inputs)
+            # a last step can blow the weights up without a non-finite loss before it
+            if not (all_finite(outputs) and all_finite(loss)):
+                raise ValueError(
+                    "adaptation diverged: the outputs are not finite after "
+                    f"{opt.num_steps} step(s) at lr={opt.lr:g}; lower the "
+                    "adaptation lr or num_steps"
+                )
         finally:
             with torch.no_grad():
                 for k, v in self.state_dict().items():
@@ -364,6 +378,17 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
             self._adapting = False
             self.train(was_training)
         return outputs.detach(), loss.detach()
+
+
+def all_finite(value) -> bool:
+    """Whether every float tensor in ``value`` (a tensor, or a tuple, list or dict of them) is finite."""
+    if isinstance(value, torch.Tensor):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    if isinstance(value, dict):
+        return all(all_finite(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return all(all_finite(v) for v in value)
+    return True
 
 
 def train_step(
@@ -378,6 +403,11 @@ def train_step(
     engine.train()
     outputs, loss_ttt = engine(inputs, target)
     task = task_loss(outputs, target)
+    if not (all_finite(task) and all_finite(loss_ttt)):
+        raise ValueError(
+            f"training diverged: task loss {task.item()}, engine loss "
+            f"{loss_ttt.item()} (non-finite inputs or too high a learning rate?)"
+        )
     optimizer.zero_grad(set_to_none=True)
     (task + alpha * loss_ttt).backward()
     optimizer.step()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import runtime
+from ..config import integer
 from ..data.validation import as_float_array
 from ..estimator import Estimator, TrainingLog
 from .base import BaseEngine, OptimizationParameters
@@ -145,6 +146,12 @@ class TTTForecaster(Estimator):
                     optimizer.step()
                     task_total += task.item() * len(idx)
                     ttt_total += loss_ttt.item() * len(idx)
+                if not np.isfinite([task_total, ttt_total]).all():
+                    raise ValueError(
+                        f"TTTForecaster training diverged in epoch "
+                        f"{len(self.history) + 1} (task loss {task_total}, engine "
+                        f"loss {ttt_total}); lower lr={c.lr:g} or scale the data"
+                    )
                 losses = {"task_loss": task_total / len(x)}
                 if self.engine is not None:
                     losses["ttt_loss"] = ttt_total / len(x)
@@ -167,8 +174,10 @@ class TTTForecaster(Estimator):
 
         ``adapt``: ``True`` uses the config's adaptation, ``False`` none, a dict
         overrides some of its fields, an :class:`OptimizationParameters` replaces
-        it. Each batch of ``batch_size`` contexts (default ``config.batch_size``)
-        adapts as one group; the stored weights never change.
+        it. Each batch of ``batch_size`` contexts (default ``config.batch_size``;
+        otherwise a positive integer, 0 is an error) adapts as one group; the
+        stored weights never change. A diverging adaptation or a non-finite
+        forecast is a ``ValueError``, never NaN in the result.
         """
         if not self.history:
             raise RuntimeError(
@@ -181,7 +190,11 @@ class TTTForecaster(Estimator):
             raise ValueError(
                 "this forecaster has no engine to adapt with; use adapt=False"
             )
-        batch_size = batch_size or self.config.batch_size
+        batch_size = (
+            self.config.batch_size
+            if batch_size is None
+            else integer(batch_size, "batch_size")
+        )
         forecasts = []
         with runtime.seeded(self.config.seed, self.device):
             for start in range(0, len(x), batch_size):
@@ -192,7 +205,13 @@ class TTTForecaster(Estimator):
                         forecasts.append(self.model(batch))
                 else:
                     forecasts.append(self.engine.eval().adapt(batch, opt)[0])
-        return torch.cat(forecasts).cpu().numpy()
+        forecast = torch.cat(forecasts).cpu().numpy()
+        if not np.isfinite(forecast).all():
+            raise ValueError(
+                "TTTForecaster's forecasts are not finite: the trained weights "
+                "or the context's scale are out of range"
+            )
+        return forecast
 
     def evaluate(self, windows, adapt=True, batch_size: int | None = None) -> dict:
         """MSE and MAE of the forecasts of complete windows ``[N, context_length + horizon, C]``."""

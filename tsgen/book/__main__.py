@@ -7,7 +7,7 @@ Examples::
     python -m tsgen.book 01_data -p n_sines 2000 -p seed 3
     # paper-scale overrides from book/profiles/gpu.yaml
     python -m tsgen.book --profile gpu
-    # refresh notebooks/ (nbval's reference outputs)
+    # refresh notebooks/ and book/results (the references make test compares with)
     python -m tsgen.book --in-place
 """
 
@@ -54,6 +54,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="overwrite notebooks/ with the executed copies",
     )
     parser.add_argument("--notebooks-dir", default="notebooks")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="execute even the chapters whose executed copy is up to date",
+    )
     return parser.parse_args(argv)
 
 
@@ -67,12 +72,13 @@ def main(argv=None) -> int:
             output_dir=None if args.in_place else args.output_dir,
             profile=args.profile,
             extra=extra,
+            force=args.force,
         )
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(
-        f"[tsgen.book] {len(times)} chapter(s) in {sum(times.values()):.1f} s",
+        f"[tsgen.book] {len(times)} chapter(s) executed in {sum(times.values()):.1f} s",
         flush=True,
     )
     return 0

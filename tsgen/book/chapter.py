@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tsgen
-from tsgen.runtime import check_seed, resolve_device
+from tsgen.runtime import DEVICE_CHECK_ENV, check_seed, resolve_device
 
 from .style import use_book_style
 
 # Names IPython puts in a kernel's namespace; they are not chapter parameters.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 REQUIRED = ("seed", "device")
-# The runner tells a chapter which profile it runs under (nbval runs the defaults).
+# The runner tells a chapter which profile it runs under (unset: the defaults).
 PROFILE_ENV = "TSGEN_PROFILE"
 RESULTS_ENV = "TSGEN_RESULTS_DIR"
+# DEVICE_CHECK_ENV (TSGEN_DEVICE_CHECK=1, set by `make test-gpu-profile`): the kernel
+# checks that no CPU tensor meets one on the chapter's device (see tsgen.book.devices).
 
 
 def results_dir() -> Path:
@@ -105,6 +107,10 @@ class Chapter:
 
             torch.set_num_threads(int(threads))
         use_book_style()
+        if os.environ.get(DEVICE_CHECK_ENV) == "1":
+            from .devices import enable
+
+            enable()
         return cls(
             parameters=parameters, device=resolve_device(str(parameters["device"]))
         )

@@ -1,10 +1,13 @@
 """The book's headline numbers: what each chapter wrote (published numbers: :mod:`tsgen.book.references`).
 
 Chapters call :meth:`tsgen.book.Chapter.save_results`, which writes
-``book/results/<chapter>.<profile>.json`` (rows, notes, provenance). The
-default profile's files are rebuilt by every ``make book``; files of other
-profiles (``*.gpu.json``) are committed by whoever ran them, so the results
-chapter can show paper-scale rows beside the smoke rows.
+``<chapter>.<profile>.json`` (rows, notes, provenance) to
+:func:`~tsgen.book.chapter.results_dir`. ``book/results`` holds the committed
+files: the default profile's are the references that ``make test`` compares
+every run with (refreshed by ``make notebooks``), the other profiles'
+(``*.gpu.json``) were committed by whoever ran them. A book run writes its own
+files beside its executed chapters (``book/chapters/results``), and the results
+chapter shows them over the committed ones.
 """
 
 from __future__ import annotations
@@ -30,9 +33,25 @@ SYSTEMS = {
 }
 
 
+COMMITTED = Path(__file__).resolve().parents[2] / "book" / "results"
+
+
 def load_results(directory: str | Path | None = None) -> dict[tuple[str, str], dict]:
-    """Every results file in ``directory`` (default :func:`results_dir`), keyed by ``(chapter, profile)``."""
-    directory = Path(directory) if directory is not None else results_dir()
+    """Results files keyed by ``(chapter, profile)``: ``directory``'s, or this run's over the committed ones.
+
+    With no ``directory``: the committed files of ``book/results``, then those
+    of :func:`results_dir` (this run's), which replace a committed file of the
+    same chapter and profile.
+    """
+    if directory is not None:
+        return _read_results(Path(directory))
+    records = _read_results(COMMITTED)
+    if results_dir().resolve() != COMMITTED and results_dir().exists():
+        records.update(_read_results(results_dir()))
+    return records
+
+
+def _read_results(directory: Path) -> dict[tuple[str, str], dict]:
     records = {}
     for path in sorted(directory.glob("*.json")):
         record = json.loads(path.read_text())

@@ -6,7 +6,7 @@ cohort (:mod:`tsgen.data.glucose`) is a long DataFrame, one row per patient
 and 5-minute step.
 """
 
-from . import glucose
+from . import cgm, glucose
 from .missing import PATTERNS, add_missingness, missing_rate, missingness_by_pattern
 from .scaling import MinMaxScaler
 from .sines import make_sines
@@ -20,6 +20,7 @@ __all__ = [
     "TIMEGAN_DATASETS",
     "MinMaxScaler",
     "add_missingness",
+    "cgm",
     "glucose",
     "data_dir",
     "fetch_timegan_csv",

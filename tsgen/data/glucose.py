@@ -178,6 +178,27 @@ def simulate_patient(
     )
 
 
+def _read_cached(path: Path, days: float) -> pd.DataFrame | None:
+    """A cached trace, or None (with a warning) when the file is damaged: unreadable, wrong columns,
+    missing values or fewer rows than ``days`` of 5-minute readings (a half-written file)."""
+    expected = int(round(days * 24 * 60 / SAMPLE_MIN))
+    try:
+        frame = pd.read_csv(path, parse_dates=["datetime"])
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        problem = f"unreadable ({err})"
+    else:
+        if list(frame.columns) != COLUMNS:
+            problem = f"columns {list(frame.columns)}"
+        elif len(frame) != expected:
+            problem = f"{len(frame)} rows instead of {expected}"
+        elif frame[COLUMNS[2:]].isna().any().any():
+            problem = "missing values"
+        else:
+            return frame
+    log.warning("%s is damaged (%s): simulating again", path, problem)
+    return None
+
+
 def simulate_cohort(
     patients: list[str] | str = "adult",
     days: float = 2.0,
@@ -204,9 +225,8 @@ def simulate_cohort(
         stem = name.replace("#", "_")
         day = pd.Timestamp(start).date()
         path = folder / f"{stem}_days{days:g}_seed{seed}_{day}.csv"
-        if cache and path.exists():
-            frame = pd.read_csv(path, parse_dates=["datetime"])
-        else:
+        frame = _read_cached(path, days) if cache and path.exists() else None
+        if frame is None:
             frame = simulate_patient(name, days=days, seed=seed, start=start)
             if cache:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,55 +238,34 @@ def simulate_cohort(
     return pd.concat(frames, ignore_index=True)[COLUMNS]
 
 
-# Column names used by public CGM data sets (GlucoBench: id, time, gl in mg/dL).
-_ID_NAMES = ("id", "p_num", "patient", "subject", "subject_id", "ptid")
-_TIME_NAMES = ("time", "datetime", "timestamp", "date", "displaytime")
-_GLUCOSE_NAMES = ("gl", "glucose", "bg", "cgm", "glucose_value", "sgv")
-
-
-def _pick(columns, wanted, given, what):
-    if given is not None:
-        if given not in columns:
-            raise ValueError(
-                f"{what} column {given!r} is not in the file; columns: {list(columns)}"
-            )
-        return given
-    lower = {str(c).lower(): c for c in columns}
-    for name in wanted:
-        if name in lower:
-            return lower[name]
-    raise ValueError(
-        f"cannot find a {what} column (tried {list(wanted)}); "
-        f"columns: {list(columns)}; pass it by name"
-    )
-
-
 def load_cgm_csv(
     path: str | Path,
     id_col: str | None = None,
     time_col: str | None = None,
     glucose_col: str | None = None,
     units: str = "mg/dL",
+    bad_rows: str = "report",
 ) -> pd.DataFrame:
     """Load a public CGM CSV (GlucoBench layout: ``id``, ``time``, ``gl`` in mg/dL) into the cohort format.
 
-    Column names are detected among common spellings unless given. Only
+    The rows are read and cleaned by :func:`tsgen.data.cgm.read_cgm` (column
+    names detected among common spellings unless given; "Low"/"High" as the
+    sensor's limits; bad rows set aside and reported in a warning, or an error
+    with ``bad_rows="raise"``; duplicate timestamps merged and reported). Only
     glucose is read: ``iob``, ``cob``, ``dose_units`` and ``carbs`` are absent
     (forecasters then use glucose alone). Rows are sorted by patient and time;
-    resampling to a regular grid is left to the forecaster's input pipeline.
+    :func:`tsgen.data.cgm.read_cgm` also returns the table of what was done.
     """
-    if units not in ("mg/dL", "mmol/L"):
-        raise ValueError(f"units must be 'mg/dL' or 'mmol/L'; got {units!r}")
-    raw = pd.read_csv(path)
-    ids = _pick(raw.columns, _ID_NAMES, id_col, "patient id")
-    times = _pick(raw.columns, _TIME_NAMES, time_col, "time")
-    glucose = _pick(raw.columns, _GLUCOSE_NAMES, glucose_col, "glucose")
-    bg = pd.to_numeric(raw[glucose], errors="coerce").to_numpy(dtype=float)
-    frame = pd.DataFrame(
-        {
-            "datetime": pd.to_datetime(raw[times]),
-            "p_num": raw[ids].astype(str),
-            "bg_mM": bg / MGDL_PER_MMOL if units == "mg/dL" else bg,
-        }
+    from .cgm import read_cgm  # cgm imports this module's constants
+
+    frame, issues = read_cgm(
+        path,
+        id_col=id_col,
+        time_col=time_col,
+        glucose_col=glucose_col,
+        units=units,
+        bad_rows=bad_rows,
     )
-    return frame.sort_values(["p_num", "datetime"], ignore_index=True)
+    for row in issues.itertuples():
+        log.info("%s: %d row(s): %s", path, row.rows, row.issue)
+    return frame

@@ -18,13 +18,25 @@ class MinMaxScaler:
     Fit on training data only, then apply the same transform to validation and
     test data; :meth:`inverse_transform` maps model outputs back to the
     original units. ``to_dict`` / ``from_dict`` give a JSON-friendly state.
+
+    ``fit`` takes ``[length, features]`` or ``[n, length, features]``: a 1-D
+    array is refused rather than read as one time step of many features (each
+    would scale to 0); pass one series as ``x[:, None]``. ``transform`` and
+    ``inverse_transform`` refuse inf, which would come back as inf or NaN.
     """
 
     min_: np.ndarray | None = None
     max_: np.ndarray | None = None
 
     def fit(self, x) -> MinMaxScaler:
-        arr = as_float_array(x, "x", ndim=(1, 2, 3))
+        arr = np.asarray(x, dtype=float)
+        if arr.ndim == 1:
+            raise ValueError(
+                f"MinMaxScaler.fit: x is 1-D (shape {arr.shape}), which would be "
+                "one time step of many features; pass one series as x[:, None] "
+                "([length, 1])"
+            )
+        arr = as_float_array(arr, "x", ndim=(2, 3))
         flat = arr.reshape(-1, arr.shape[-1])
         unseen = np.isnan(flat).all(axis=0)
         if unseen.any():
@@ -36,9 +48,14 @@ class MinMaxScaler:
         self.max_ = np.nanmax(flat, axis=0)
         return self
 
-    def _check_fitted(self, arr: np.ndarray) -> None:
+    def _check_fitted(self, arr: np.ndarray, name: str) -> None:
         if self.min_ is None:
             raise RuntimeError("MinMaxScaler is not fitted: call fit() first")
+        if np.isinf(arr).any():
+            raise ValueError(
+                f"MinMaxScaler.{name}: x holds {int(np.isinf(arr).sum())} infinite "
+                "value(s); use NaN for missing values"
+            )
         if arr.shape[-1] != self.min_.shape[0]:
             raise ValueError(
                 f"expected {self.min_.shape[0]} features "
@@ -47,12 +64,12 @@ class MinMaxScaler:
 
     def transform(self, x) -> np.ndarray:
         arr = np.asarray(x, dtype=float)
-        self._check_fitted(arr)
+        self._check_fitted(arr, "transform")
         return (arr - self.min_) / (self.max_ - self.min_ + EPS)
 
     def inverse_transform(self, x) -> np.ndarray:
         arr = np.asarray(x, dtype=float)
-        self._check_fitted(arr)
+        self._check_fitted(arr, "inverse_transform")
         return arr * (self.max_ - self.min_ + EPS) + self.min_
 
     def fit_transform(self, x) -> np.ndarray:

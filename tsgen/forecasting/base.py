@@ -34,7 +34,13 @@ class BaseTSFM(Estimator):
             self.device = resolve_device(config.device)
         self.preprocessor = Preprocessor(config.to_data_config(), device=self.device)
 
-    def predict(self, data, stride: int = 1, full_future: bool = False) -> pd.DataFrame:
+    def predict(
+        self,
+        data,
+        stride: int = 1,
+        full_future: bool = False,
+        batch_size: int | None = None,
+    ) -> pd.DataFrame:
         raise NotImplementedError
 
     def evaluate(self, data, horizons=(30, 60)) -> pd.DataFrame:
@@ -55,6 +61,11 @@ class BaseTSFM(Estimator):
         return {"preprocessor": self.preprocessor.to_dict()}
 
     def _restore(self, state: dict) -> None:
+        if not isinstance(state.get("preprocessor"), dict):
+            raise ValueError(
+                f"state.json of this {self.kind} checkpoint lacks its fitted "
+                "'preprocessor': the checkpoint is incomplete"
+            )
         self.preprocessor = Preprocessor.from_dict(
             state["preprocessor"], device=self.device
         )

@@ -31,7 +31,11 @@ class _WindowForecaster(BaseTSFM):
     def _prepare(self, data, fit: bool = False):
         return self.preprocessor.series(data, fit)[0]
 
-    def _contexts(self, series, stride: int = 1, full_future: bool = False):
+    def _contexts(
+        self, series, stride: int = 1, full_future: bool = False, train=False
+    ):
+        """Window starts per series and the glucose contexts ``[n, context_length]``, each filled from
+        its own readings (:meth:`~.data.Preprocessor.fill`)."""
         cfg = self.config
         starts = [
             window_starts(
@@ -40,20 +44,33 @@ class _WindowForecaster(BaseTSFM):
                 cfg.forecast_length,
                 stride,
                 full_future=full_future,
+                observed=s.observed[:, 0],
+                max_gap=cfg.max_gap_steps,
+                need_target=train,
             )
             for s in series.values()
         ]
         ctx = [
-            s.values[st[:, None] + np.arange(cfg.context_length), 0]
+            s.values[st[:, None] + np.arange(cfg.context_length)]
             for s, st in zip(series.values(), starts, strict=True)
         ]
-        return starts, np.concatenate(ctx) if ctx else np.zeros((0, cfg.context_length))
+        if not ctx or not sum(len(c) for c in ctx):
+            return starts, np.zeros((0, cfg.context_length))
+        return starts, self.preprocessor.fill(np.concatenate(ctx))[..., 0]
 
     def _forecast(self, contexts: np.ndarray) -> np.ndarray:
         """Scaled forecasts ``[n, forecast_length]`` from scaled contexts ``[n, context_length]``."""
         raise NotImplementedError
 
-    def predict(self, data, stride: int = 1, full_future: bool = False) -> pd.DataFrame:
+    def predict(
+        self,
+        data,
+        stride: int = 1,
+        full_future: bool = False,
+        batch_size: int | None = None,
+    ) -> pd.DataFrame:
+        """Forecasts from every origin with a full context (``batch_size`` is accepted for the shared
+        interface: these models forecast all windows at once)."""
         self._check_fitted()
         series = self._prepare(data)
         check_lengths(
@@ -126,7 +143,9 @@ class LinearRegression(_WindowForecaster):
         cfg = self.config
         series = self._prepare(train_data, fit=True)
         check_lengths(series, cfg.context_length + cfg.forecast_length, "training")
-        starts, x = self._contexts(series, full_future=True)
+        starts, x = self._contexts(
+            series, cfg.train_stride, full_future=True, train=True
+        )
         y = np.concatenate(
             [
                 s.values[
@@ -135,14 +154,27 @@ class LinearRegression(_WindowForecaster):
                 for s, st in zip(series.values(), starts, strict=True)
             ]
         )
+        if not len(x):
+            raise ValueError("no training window with a reading in its context")
         x1 = np.hstack([x, np.ones((len(x), 1))])
+        # each horizon is solved on the windows where its target was observed
+        seen = ~np.isnan(y)
         penalty = self.alpha * np.eye(x1.shape[1])
         penalty[-1, -1] = 0.0  # the intercept is not shrunk
-        self.coef = np.linalg.solve(x1.T @ x1 + penalty, x1.T @ y)
+        self.coef = np.stack(
+            [
+                np.linalg.solve(
+                    x1[seen[:, h]].T @ x1[seen[:, h]] + penalty,
+                    x1[seen[:, h]].T @ y[seen[:, h], h],
+                )
+                for h in range(cfg.forecast_length)
+            ],
+            axis=1,
+        )
         self.history = []
         logging_dir = cfg.logging_dir if logging_dir is None else logging_dir
         with TrainingLog(self.history, logging_dir or None) as log:
-            log(1, loss=float(np.mean((x1 @ self.coef - y) ** 2)))
+            log(1, loss=float(np.nanmean((x1 @ self.coef - y) ** 2)))
         return self
 
     def _check_fitted(self) -> None:

@@ -42,6 +42,10 @@ TTT_IMPUTER_DEFAULTS = {
     "lr": 3e-3,
 }
 TRAINING_MODES = ("zero_shot", "fine_tune", "from_scratch")
+# the losses TinyTimeMixerForPrediction computes itself (over observed targets)
+LOSSES = ("mse", "mae", "huber")
+# model_path values that ask for the TTM-r2 architecture with random weights
+RANDOM_WEIGHTS = (None, "random")
 DECODER_MODES = ("common_channel", "mix_channel")
 
 
@@ -64,6 +68,12 @@ def _optional_str(obj, *names: str) -> None:
             raise ValueError(
                 f"{type(obj).__name__}.{name} must be a string or None; got {value!r}"
             )
+
+
+def _optional_non_negative_int(obj, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) is not None:
+            non_negative_int(obj, name)
 
 
 def ttt_imputer_settings(params: dict) -> dict:
@@ -116,9 +126,10 @@ class ModelConfig(JSONConfig):
     device: str = "auto"
 
     def __post_init__(self):
-        positive_int(
-            self, "batch_size", "num_epochs", "context_length", "forecast_length"
-        )
+        positive_int(self, "batch_size", "context_length", "forecast_length")
+        # a zero-shot model never trains: 0 epochs is what it means
+        zero_shot = getattr(self, "training_mode", None) == "zero_shot"
+        positive_int(self, "num_epochs", minimum=0 if zero_shot else 1)
         positive(self, "learning_rate")
         non_negative_int(self, "seed")
         _device(self)
@@ -140,11 +151,16 @@ class TTMTrainingConfig(JSONConfig):
     seed: int = 0
     device: str = "auto"
     progress: bool = False
+    loss_function: str = "mse"
 
     def __post_init__(self):
         choice(self, "training_mode", TRAINING_MODES)
+        choice(self, "loss_function", LOSSES)
         positive(self, "learning_rate")
-        positive_int(self, "num_epochs", "batch_size", "early_stopping_patience")
+        positive_int(self, "batch_size", "early_stopping_patience")
+        positive_int(
+            self, "num_epochs", minimum=0 if self.training_mode == "zero_shot" else 1
+        )
         non_negative_int(self, "warmup_steps", "seed")
         non_negative(self, "weight_decay")
         boolean(self, "freeze_backbone", "progress")
@@ -169,8 +185,10 @@ class TTMDataConfig(JSONConfig):
     imputer_params: dict = field(default_factory=dict)
     split_config: dict = field(default_factory=lambda: {"train": 0.8, "valid": 0.2})
     num_input_channels: int = 1
+    max_gap_steps: int | None = None
 
     def __post_init__(self):
+        _optional_non_negative_int(self, "max_gap_steps")
         positive_int(
             self,
             "context_length",
@@ -197,23 +215,30 @@ class TTMConfig(ModelConfig):
 
     ``model_path`` is a HuggingFace hub id, a local directory with a TTM
     checkpoint (HuggingFace's, or one written by ``TTMForecaster.save``), or
-    None for the TTM-r2 architecture with random weights (also the fallback,
-    logged, when the hub cannot be reached). Lengths are in steps of
+    ``"random"`` (or None) for the TTM-r2 architecture with random weights.
+    Weights that cannot be loaded are an error, never a silent fallback to
+    random ones. With a hub id or a HuggingFace directory, ``get_model``
+    receives ``freq_prefix_tuning`` and ``freq`` (the resolution prefix; None:
+    ``resolution_min`` as ``"<n>min"``). Lengths are in steps of
     ``resolution_min`` minutes. ``input_features`` are covariates fed as extra
     channels; ``target_features`` are forecast (the first is the glucose that
     predictions report). ``valid_fraction`` of each patient's training span
     (its end) is held out for early stopping.
 
-    ``imputation_strategy`` fills the gaps of every series before windows are
-    cut: ``"linear"``, ``"forward_fill"``, ``"mean"`` and ``"median"`` per patient
-    on its own; ``"ttt_imputer"`` with a :class:`tsgen.imputation.TTTImputer`
+    ``imputation_strategy`` fills the gaps inside each context window from that
+    window's own readings (never a later one): ``"linear"``,
+    ``"forward_fill"``, ``"mean"`` and ``"median"``;
+    ``"ttt_imputer"`` with a :class:`tsgen.imputation.TTTImputer`
     trained when the forecaster is fitted, on windows of ``imputation_window``
     steps of the training patients (``imputer_params``: its settings, over
     ``TTT_IMPUTER_DEFAULTS``; its seed defaults to ``seed``). TTM's backbone
     treats channels independently; ``decoder_mode="mix_channel"`` lets its
     decoder mix the covariates into the glucose forecast (new decoder weights:
     train them). ``logging_dir`` (TensorBoard) and ``progress`` are what ``fit``
-    uses unless told otherwise.
+    uses unless told otherwise. ``loss_function`` ("mse", "mae", "huber") is
+    TTM's training loss, over observed targets only. ``max_gap_steps`` leaves
+    out windows whose context has a longer run of missing steps (None: no
+    limit); ``train_stride`` takes every k-th training window.
     """
 
     model_path: str | None = TTM_R2_HUB_ID
@@ -236,10 +261,19 @@ class TTMConfig(ModelConfig):
     early_stopping_patience: int = 3
     valid_fraction: float = 0.2
     progress: bool = False
+    loss_function: str = "mse"
+    freq_prefix_tuning: bool = False
+    freq: str | None = None
+    max_gap_steps: int | None = None
+    train_stride: int = 1
 
     def __post_init__(self):
         super().__post_init__()
-        _optional_str(self, "model_path", "logging_dir")
+        _optional_str(self, "model_path", "logging_dir", "freq")
+        choice(self, "loss_function", LOSSES)
+        boolean(self, "freq_prefix_tuning")
+        _optional_non_negative_int(self, "max_gap_steps")
+        positive_int(self, "train_stride")
         choice(self, "scaler_type", SCALERS)
         _imputation(self)
         choice(self, "training_mode", TRAINING_MODES)
@@ -283,7 +317,18 @@ class TTMConfig(ModelConfig):
             seed=self.seed,
             device=self.device,
             progress=self.progress,
+            loss_function=self.loss_function,
         )
+
+    @property
+    def random_weights(self) -> bool:
+        """Whether ``model_path`` asks for random weights (``"random"`` or None)."""
+        return self.model_path in RANDOM_WEIGHTS
+
+    @property
+    def resolution(self) -> str:
+        """The resolution prefix's frequency: ``freq``, or ``resolution_min`` as ``"<n>min"``."""
+        return self.freq or f"{self.resolution_min}min"
 
     def to_data_config(self) -> TTMDataConfig:
         return TTMDataConfig(
@@ -307,6 +352,7 @@ class TTMConfig(ModelConfig):
                 "valid": self.valid_fraction,
             },
             num_input_channels=self.num_input_channels,
+            max_gap_steps=self.max_gap_steps,
         )
 
 
@@ -327,5 +373,6 @@ def create_ttm_fine_tuning_config(**overrides) -> TTMConfig:
 
 
 def create_ttm_zero_shot_config(**overrides) -> TTMConfig:
-    """Pretrained weights used as they are: no training (``fit`` refuses to train)."""
+    """Pretrained weights used as they are: no training (``fit`` refuses to train; ``num_epochs=0``,
+    as the seed wrote it, is accepted in zero-shot mode)."""
     return TTMConfig(**{"training_mode": "zero_shot", **overrides})

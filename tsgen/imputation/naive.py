@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import integer, number
 from ..data.validation import as_float_array
 from ..runtime import seeded, torch_generator
 
@@ -32,12 +33,10 @@ class NaiveTTTImputer(nn.Module):
         self, n_features: int, d_hidden: int = 16, inner_lr: float = 0.1, seed: int = 0
     ):
         super().__init__()
-        if n_features < 1 or d_hidden < 1:
-            raise ValueError(
-                "n_features and d_hidden must be "
-                f"positive; got {n_features}, {d_hidden}"
-            )
-        self.n_features, self.inner_lr = n_features, float(inner_lr)
+        n_features = integer(n_features, "n_features")
+        d_hidden = integer(d_hidden, "d_hidden")
+        self.n_features = n_features
+        self.inner_lr = number(inner_lr, "inner_lr", minimum=0)
         # reproducible initialisation that leaves the caller's generators alone
         with seeded(seed):
             self.key = nn.Linear(2 * n_features, d_hidden)
@@ -77,6 +76,11 @@ class NaiveTTTImputer(nn.Module):
             reconstruction = self(x).numpy()
         finally:
             self.train(was_training)
+        if not np.isfinite(reconstruction).all():
+            raise ValueError(
+                "NaiveTTTImputer's reconstruction is not finite: the weights "
+                "or the scale of X are out of range"
+            )
         return np.where(np.isnan(arr), reconstruction, arr)
 
 
@@ -91,8 +95,13 @@ def train_naive(
     """Fit on the observed entries of ``X`` (mean squared reconstruction error); returns the loss per epoch.
 
     No validation split, no held-out entries, no early stopping: the naive
-    recipe, kept as the chapter's starting point.
+    recipe, kept as the chapter's starting point. ``epochs`` and
+    ``batch_size`` are whole numbers, ``lr`` a finite positive number; a
+    non-finite loss (diverging training) raises instead of being returned.
     """
+    epochs = integer(epochs, "epochs", minimum=0)
+    batch_size = integer(batch_size, "batch_size")
+    lr = number(lr, "lr", minimum=0, low_open=True)
     arr = torch.as_tensor(as_float_array(X, "X", ndim=3), dtype=torch.float32)
     if arr.shape[-1] != model.n_features:
         raise ValueError(
@@ -104,7 +113,7 @@ def train_naive(
     observed = ~torch.isnan(arr)
     losses = []
     model.train()
-    for _ in range(int(epochs)):
+    for epoch in range(epochs):
         order, total = torch.randperm(len(arr), generator=generator), 0.0
         for start in range(0, len(arr), batch_size):
             idx = order[start : start + batch_size]
@@ -115,6 +124,11 @@ def train_naive(
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
+        if not np.isfinite(total):
+            raise ValueError(
+                f"naive training diverged in epoch {epoch + 1} (loss {total}); "
+                f"lower lr={lr:g}"
+            )
         losses.append(total / len(arr))
     model.eval()
     return losses

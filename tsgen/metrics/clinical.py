@@ -21,6 +21,19 @@ MGDL_PER_MMOL = 18.016
 ZONES = ("A", "B", "C", "D", "E")
 
 
+def _check_mgdl(values: np.ndarray, name: str) -> None:
+    """Glucose in mg/dL: no negative value, and not all below 30 (that is mmol/L)."""
+    if (values < 0).any():
+        raise ValueError(
+            f"{name}: negative glucose values ({values.min():g}); glucose is >= 0 mg/dL"
+        )
+    if values.size and values.max() < 30:
+        raise ValueError(
+            f"{name}: every value is below 30, which looks like mmol/L; "
+            f"this function takes mg/dL (multiply by {MGDL_PER_MMOL})"
+        )
+
+
 def _pair(y_true, y_pred, name: str = "glucose") -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(y_true, dtype=float).ravel()
     p = np.asarray(y_pred, dtype=float).ravel()
@@ -58,6 +71,9 @@ def mard(y_true, y_pred) -> float:
 def clarke_zones(reference, prediction) -> np.ndarray:
     """The Clarke error grid zone ('A'..'E') of each (reference, prediction) pair, both in mg/dL."""
     r, p = _pair(reference, prediction, "clarke_zones")
+    _check_mgdl(r, "clarke_zones reference")
+    if (p < 0).any():
+        raise ValueError("clarke_zones: negative predicted glucose")
     zone_a = ((r <= 70) & (p <= 70)) | ((p <= 1.2 * r) & (p >= 0.8 * r))
     zone_e = ((r >= 180) & (p <= 70)) | ((r <= 70) & (p >= 180))
     zone_c = ((r >= 70) & (r <= 290) & (p >= r + 110)) | (
@@ -84,12 +100,17 @@ def time_in_range(
     glucose_mgdl, low: float = 70.0, high: float = 180.0
 ) -> dict[str, float]:
     """Fractions of readings below ``low``, within [low, high] and above ``high`` (NaN readings ignored)."""
+    if not (np.isfinite(low) and np.isfinite(high)) or low >= high:
+        raise ValueError(
+            f"time_in_range: need finite low < high; got low={low!r}, high={high!r}"
+        )
     g = np.asarray(glucose_mgdl, dtype=float).ravel()
     if np.isinf(g).any():
         raise ValueError("time_in_range: infinite glucose values")
     g = g[~np.isnan(g)]
     if g.size == 0:
         raise ValueError("time_in_range: no observed glucose value")
+    _check_mgdl(g, "time_in_range")
     return {
         "below": float(np.mean(g < low)),
         "in range": float(np.mean((g >= low) & (g <= high))),
@@ -137,6 +158,37 @@ def horizon_metrics(
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "horizon (min)"
     return table
+
+
+def glucobench_errors(
+    forecasts: pd.DataFrame,
+    horizon_min: int = 60,
+    pred_col: str = "bg_mgdl",
+    true_col: str = "bg_mgdl_true",
+) -> dict[str, float]:
+    """GlucoBench's reported accuracy (Sergazinov et al. 2023): per forecast, the MSE and MAE over its
+    steps up to ``horizon_min`` (12 steps of 5 minutes), in mg/dL; then the median over forecasts.
+
+    Returns ``{"GlucoBench RMSE mg/dL": sqrt(median MSE), "GlucoBench MAE mg/dL":
+    median MAE, "forecasts": n}``: the two numbers of GlucoBench's tables (its
+    ``output/summarize.ipynb`` takes the square root of the median MSE).
+    Steps whose reading is missing are left out of a forecast's errors
+    (GlucoBench interpolated them); a forecast with no observed step is left out.
+    """
+    at = forecasts[
+        (forecasts["horizon_min"] <= horizon_min) & forecasts[true_col].notna()
+    ]
+    if at.empty:
+        raise ValueError(f"no scorable forecast up to {horizon_min} min")
+    err = at[pred_col] - at[true_col]
+    keys = [at["p_num"], at["origin"]]
+    mse = (err**2).groupby(keys).mean()
+    mae = err.abs().groupby(keys).mean()
+    return {
+        "GlucoBench RMSE mg/dL": float(np.sqrt(mse.median())),
+        "GlucoBench MAE mg/dL": float(mae.median()),
+        "forecasts": int(len(mse)),
+    }
 
 
 def plot_clarke(

@@ -19,7 +19,9 @@ def imputation_errors(imputed, truth, mask) -> dict[str, float]:
 
     ``truth`` may hold NaN outside the mask (values never observed); inside
     the mask it must be complete. ``imputed`` must be complete everywhere
-    the mask is 1. MRE is PyPOTS's: sum |error| / sum |truth| over the mask.
+    the mask is 1. MRE is PyPOTS's: sum |error| / sum |truth| over the mask;
+    where the truth is 0 at every masked value it is undefined (PyPOTS would
+    divide by 1e-12 and report ~1e13), and that is a ValueError.
     """
     from .. import _pypots  # noqa: F401  (no banner; before pypots)
 
@@ -40,6 +42,11 @@ def imputation_errors(imputed, truth, mask) -> dict[str, float]:
     for name, arr in (("imputed", imputed), ("truth", truth)):
         if not np.isfinite(arr[held]).all():
             raise ValueError(f"{name} has NaN or infinite values where mask is 1")
+    if not np.abs(truth[held]).sum() > 0:
+        raise ValueError(
+            "truth is 0 at every value the mask selects, so MRE (error relative "
+            "to the truth) is undefined; score such data with MAE or RMSE"
+        )
     # outside the mask the values do not count, but NaN * 0 would still be NaN
     imputed, truth = np.where(held, imputed, 0.0), np.where(held, truth, 0.0)
     errors = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import number
 from ..runtime import numpy_rng
 from .base import check_series
 
@@ -23,12 +24,15 @@ DISTORTIONS = ("shift", "smooth", "frequency", "noise")
 
 
 def distort(x, kind: str, amount: float, seed: int = 0) -> np.ndarray:
-    """``x`` distorted by ``kind`` at strength ``amount`` (see the module docstring)."""
+    """``x`` distorted by ``kind`` at strength ``amount`` (see the module docstring).
+
+    ``amount`` must be a finite number >= 0: NaN or inf would return a batch
+    of NaN or inf, which no metric can score.
+    """
     x = check_series(x, "x").astype(np.float64)
     if kind not in DISTORTIONS:
         raise ValueError(f"unknown distortion {kind!r}; choose one of {DISTORTIONS}")
-    if amount < 0:
-        raise ValueError(f"amount must be >= 0; got {amount}")
+    amount = number(amount, "amount", minimum=0)
     if kind == "shift":
         return x + amount
     if kind == "noise":

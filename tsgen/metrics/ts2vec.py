@@ -31,7 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import JSONConfig, non_negative_int, positive, positive_int, probability
+from ..config import (
+    JSONConfig,
+    integer,
+    non_negative_int,
+    positive,
+    positive_int,
+    probability,
+)
 from ..estimator import Estimator, TrainingLog, load_modules, module_tensors
 from ..runtime import numpy_rng, seeded
 from .base import check_series, single_thread, steps
@@ -260,6 +267,12 @@ class TS2Vec(Estimator):
                 optimizer.step()
                 self.averaged.update_parameters(self.net)
                 losses.append(loss.item())
+                if not np.isfinite(losses[-1]):
+                    raise ValueError(
+                        f"TS2Vec training diverged: the loss is {losses[-1]} at "
+                        f"iteration {self.iterations_done + 1}; lower "
+                        f"lr={self.config.lr:g} or scale x"
+                    )
                 self.iterations_done += 1
             log(
                 len(self.history) + 1,
@@ -270,12 +283,17 @@ class TS2Vec(Estimator):
 
     @torch.no_grad()
     def encode(self, x, batch_size: int = 256) -> np.ndarray:
-        """Full-series representations ``[n, output_dims]``: the max over time of each step's."""
+        """Full-series representations ``[n, output_dims]``: the max over time of each step's.
+
+        ``batch_size`` is a positive integer; a non-finite representation
+        (series far outside the training scale) is an error, not a NaN.
+        """
         if self.iterations_done == 0:
             raise RuntimeError(
                 "this TS2Vec encoder is not trained: "
                 "call fit(x) first (or TS2Vec.load(path))"
             )
+        batch_size = integer(batch_size, "batch_size")
         x = self._check_input(x)
         model = self.averaged.module
         model.eval()
@@ -284,7 +302,13 @@ class TS2Vec(Estimator):
                 model(c).amax(dim=1).cpu()
                 for c in torch.as_tensor(x, device=self.device).split(batch_size)
             ]
-        return torch.cat(out).numpy().astype(np.float64)
+        codes = torch.cat(out).numpy().astype(np.float64)
+        if not np.isfinite(codes).all():
+            raise ValueError(
+                "TS2Vec's representations are not finite: x is far outside the "
+                "scale the encoder was trained on"
+            )
+        return codes
 
     # checkpoint hooks: the training network and its weight average (what encode uses)
     def _modules(self) -> dict[str, nn.Module]:

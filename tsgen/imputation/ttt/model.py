@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from pypots.data.dataset.base import BaseDataset
 from pypots.imputation.base import BaseNNImputer
@@ -251,6 +252,15 @@ class TTTImputer(Estimator, BaseNNImputer):
             if val_set is None
             else check_set(val_set, c.n_steps, c.n_features, "val_set", need_truth=True)
         )
+        if val is not None:
+            held_out = np.isnan(val["X"]) & ~np.isnan(val["X_ori"])
+            if not held_out.any():
+                raise ValueError(
+                    "val_set holds nothing out: no entry is missing in X and "
+                    "observed in X_ori, so there is nothing to validate on; hide "
+                    "some observed values (tsgen.data.add_missingness) or pass "
+                    "val_set=None"
+                )
         core = self.model
         objective = (
             core
@@ -303,11 +313,25 @@ class TTTImputer(Estimator, BaseNNImputer):
                 )
                 try:
                     self._train_model(train_loader, val_loader)
+                except ValueError as err:  # PyPOTS's words for a NaN loss
+                    if "best_loss is NaN" not in str(err):
+                        raise
+                    raise ValueError(
+                        "TTTImputer training diverged: every epoch's loss is "
+                        f"NaN or infinite; lower lr={c.lr:g} or scale the data"
+                    ) from None
                 finally:
                     self.model, self.summary_writer = core, None
         if val is None:
             # the last epoch, not PyPOTS's lowest training loss
             self.best_epoch = len(self.history)
+            last = self.history[-1] if self.history else {}
+            if not np.isfinite(list(last.values())).all():
+                self.best_epoch = -1  # the weights are not usable: not trained
+                raise ValueError(
+                    f"TTTImputer training diverged: the last epoch's losses are "
+                    f"{last}; lower lr={c.lr:g} or scale the data"
+                )
         else:
             objective.load_state_dict(self.best_model_dict)
         self.best_model_dict = None  # the kept weights are in the model; no second copy
@@ -345,7 +369,8 @@ class TTTImputer(Estimator, BaseNNImputer):
     ) -> dict:
         """``{"imputation", "reconstruction"}`` as arrays ``[n_samples, n_steps, n_features]``.
 
-        Observed entries of ``X`` are returned unchanged. With adaptation
+        Observed entries of ``X`` are returned exactly as given (not through
+        the network's float32), in ``X``'s float dtype. With adaptation
         (``num_steps > 0``, from the config or ``adaptation=``) every batch of
         ``batch_size`` samples is adapted on its own, its reconstruction is the
         engine's output, and the weights are restored.
@@ -362,7 +387,8 @@ class TTTImputer(Estimator, BaseNNImputer):
         # the global generator even without shuffling
         with quiet(loggers=[PYPOTS_LOG]), seeded(c.seed, self.device):
             if opt.num_steps == 0:
-                return BaseNNImputer.predict(self, {"X": data["X"]}, file_type)
+                result = BaseNNImputer.predict(self, {"X": data["X"]}, file_type)
+                return self._finish(test_set["X"], **result)
             self._check_can_adapt()
             self.engine.eval()
             loader = DataLoader(
@@ -390,9 +416,31 @@ class TTTImputer(Estimator, BaseNNImputer):
                 mask = inputs["missing_mask"]
                 imputations.append(mask * inputs["X"] + (1 - mask) * reconstruction)
                 reconstructions.append(reconstruction)
+        return self._finish(
+            test_set["X"],
+            imputation=torch.cat(imputations).cpu().numpy(),
+            reconstruction=torch.cat(reconstructions).cpu().numpy(),
+        )
+
+    @staticmethod
+    def _finish(X, imputation: np.ndarray, reconstruction: np.ndarray) -> dict:
+        """The caller's observed values exactly (the network runs in float32), checked to be finite."""
+        if not (np.isfinite(imputation).all() and np.isfinite(reconstruction).all()):
+            raise ValueError(
+                "TTTImputer's imputation is not finite: the trained weights or "
+                "the scale of test_set['X'] are out of range (standardise it)"
+            )
+        original = np.asarray(X)
+        dtype = (
+            np.result_type(original.dtype, np.float32)
+            if np.issubdtype(original.dtype, np.floating)
+            else np.float64
+        )
+        original = original.astype(dtype)
+        observed = ~np.isnan(original)
         return {
-            "imputation": torch.cat(imputations).cpu().numpy(),
-            "reconstruction": torch.cat(reconstructions).cpu().numpy(),
+            "imputation": np.where(observed, original, imputation.astype(dtype)),
+            "reconstruction": reconstruction,
         }
 
     def impute(
