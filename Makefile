@@ -22,7 +22,7 @@ PARAMS  ?=
 GRID    ?=
 JOBS    ?= 2
 
-.PHONY: help install lock book chapters chapter sweep notebooks lint test test-unit test-chapters test-browser clean
+.PHONY: help install lock book chapters chapter sweep notebooks lint test test-unit test-chapters test-browser test-gpu-profile clean
 
 help:
 	@echo "make book     execute every chapter (PROFILE=$(PROFILE)) and build _build/html"
@@ -32,6 +32,7 @@ help:
 	@echo "make chapter CHAPTER=01_data PARAMS='-p seed 3'   execute one chapter into book/chapters"
 	@echo "make notebooks   re-execute notebooks/ in place: refresh the references (stored outputs, book/results/*.default.json)"
 	@echo "make test-browser   open every page of _build/html in headless Chromium (after make book)"
+	@echo "make test-gpu-profile   the GPU profile with its work capped, on the CPU, under the device check"
 	@echo "make sweep CHAPTER=04_adaptation_engines GRID=\"-g alpha '[0.1, 1.0]'\" JOBS=2   one chapter over a grid"
 
 # The environment is the lock: every package at the version requirements.lock names
@@ -106,13 +107,12 @@ test-browser: install
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 CHROMIUM=$(CHROMIUM) $(PY) -m pytest -p no:cacheprovider tests/browser
 
 clean:
-	rm -rf _build book/chapters .pytest_cache
+	rm -rf _build book/chapters build .pytest_cache
 
 # The GPU profile proven on a CPU: gpu.yaml with only its work capped
 # (book/profiles/gpu-check.yaml), every chapter under the device check
 # (tsgen.book.devices), so a host tensor meeting one on the GPU fails here as on CUDA.
 # Executed copies and results files go to GPU_CHECK_DIR, never to book/results.
 GPU_CHECK_DIR ?= build/gpu-check
-.PHONY: test-gpu-profile
 test-gpu-profile: install
 	env -u TSGEN_RESULTS_DIR TSGEN_DEVICE_CHECK=1 $(PY) -m tsgen.book --profile gpu-check --output-dir $(GPU_CHECK_DIR)

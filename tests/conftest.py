@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import nbformat
 import numpy as np
 import pytest
 
@@ -25,3 +28,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
+    """A notebook at ``path`` with a tagged ``parameters`` cell and code ``cells``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *(nbformat.v4.new_code_cell(cell) for cell in cells)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path

@@ -7,6 +7,7 @@ import nbformat
 import numpy as np
 import pytest
 import yaml
+from conftest import write_notebook
 
 from tsgen.book import (
     Chapter,
@@ -25,19 +26,11 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 @pytest.fixture
 def tiny_notebook(tmp_path):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    params = nbformat.v4.new_code_cell("seed = 0\ndevice = 'cpu'\nscale = 2")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("print(seed * scale)")]
-    path = tmp_path / "notebooks" / "tiny.ipynb"
-    path.parent.mkdir()
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(
+        tmp_path / "notebooks" / "tiny.ipynb",
+        "seed = 0\ndevice = 'cpu'\nscale = 2",
+        "print(seed * scale)",
+    )
 
 
 def test_unknown_parameter_is_rejected_with_the_valid_names(tiny_notebook):
@@ -376,10 +369,13 @@ def test_a_profile_extends_another_per_chapter(tmp_path):
         load_profile("loop", tmp_path)
 
 
-# What gpu-check may change in gpu.yaml: the amount of work, never a shape.
+# What gpu-check may change in gpu.yaml: the amount of work (counts, days simulated,
+# the smaller real cohort, the conditions of a grid that repeat one code path),
+# never a shape, a length or an architecture.
 CAPPED_WORK = re.compile(
     r"n_(seeds|train|val|test|sines|samples|windows|pretrain|target)|seeds"
     r"|.*(epochs|iterations|steps|repeats)|patience|ablation_seeds|time_published"
+    r"|datasets|missing_rates|days|real_data"
 )
 
 
@@ -389,6 +385,6 @@ def test_gpu_check_caps_only_the_work_of_the_gpu_profile():
     assert own.pop("extends") == "gpu"
     changed = {f"{stem}.{name}" for stem, p in own.items() for name in p}
     assert {c for c in changed if not CAPPED_WORK.fullmatch(c.split(".")[1])} == set()
-    assert set(load_profile("gpu-check", profiles)) == set(
-        load_profile("gpu", profiles)
-    )
+    capped = load_profile("gpu-check", profiles)
+    assert set(capped) == set(load_profile("gpu", profiles))
+    assert {p["device"] for p in capped.values()} == {"cuda"}

@@ -5,8 +5,11 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import write_notebook
+from papermill.exceptions import PapermillExecutionError
 from torch import nn
 
+from tsgen.book import execute
 from tsgen.book.devices import VIRTUAL, DeviceCheck, DeviceMixError, on_accelerator
 from tsgen.runtime import DEVICE_CHECK_ENV, VIRTUAL_DEVICE, resolve_device
 
@@ -106,3 +109,29 @@ def test_a_legacy_variable_follows_its_data(check):
     # PyPOTS's GRU-D decay layers multiply weights with Variable(buffer)
     eye = torch.eye(3, device=VIRTUAL)
     assert on_accelerator(torch.autograd.Variable(eye))
+
+
+def test_a_chapter_run_under_the_check_fails_on_a_cpu_mask(tmp_path, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("a real GPU checks itself")
+    path = write_notebook(
+        tmp_path / "mask.ipynb",
+        "seed = 0\ndevice = 'cuda'",
+        "import torch\nfrom tsgen.book import Chapter\n"
+        "chapter = Chapter.begin(globals())\n"
+        "X = torch.ones(2, 3, device=chapter.device)\n"
+        "print(chapter.device, (X * 2).sum().item())",
+        "X * (torch.rand(X.shape) < 0.5)",
+    )
+    monkeypatch.setenv(DEVICE_CHECK_ENV, "1")
+    with pytest.raises(PapermillExecutionError, match="DeviceMixError") as failed:
+        execute(path, tmp_path / "out" / "mask.ipynb")
+    assert failed.value.exec_count == 3  # the chapter itself ran on "cuda"
+
+
+@pytest.mark.filterwarnings("ignore:To copy construct from a tensor")
+def test_copies_of_mixed_collections_and_new_tensors_are_no_mix(check):
+    state = {"weight": torch.ones(3, device=VIRTUAL), "counts": torch.ones(3)}
+    copied = copy.deepcopy(state)
+    assert on_accelerator(copied["weight"]) and not on_accelerator(copied["counts"])
+    assert on_accelerator(state["weight"].new_tensor(torch.arange(3)))

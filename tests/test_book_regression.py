@@ -35,9 +35,10 @@ def test_a_failure_names_chapter_row_column_expected_got_and_tolerance():
     moved["rows"][0]["windows"] = 346
     problems = compare(REFERENCE, moved, RULES)
     assert problems == [
-        "03_demo, row 0 (data=stock), column 'windows': expected 345, got 346, "
+        "03_demo, row 0 (data=stock, windows=345), column 'windows': expected 345, got 346, "
         "difference 1 > tolerance exact (data shapes are deterministic)",
-        "03_demo, row 1 (data=energy), column 'mae mean': expected 0.4, got 0.55, "
+        "03_demo, row 1 (data=energy, windows=700), column 'mae mean': expected 0.4, "
+        "got 0.55, "
         "difference 0.15 > tolerance ±0.1 = 2 x mae std (0.05) "
         "(seed-to-seed spread)",
     ]

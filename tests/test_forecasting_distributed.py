@@ -5,12 +5,14 @@ The command the chapter and the README show:
 """
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tsgen.forecasting import TTMForecaster
 
@@ -59,7 +61,8 @@ def test_fit_runs_under_torchrun_with_two_cpu_processes(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(
+    # a session of its own, so that a hang kills the workers too, not only torchrun
+    run = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -69,12 +72,19 @@ def test_fit_runs_under_torchrun_with_two_cpu_processes(tmp_path):
             str(script),
             str(tmp_path),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
         env=env,
+        start_new_session=True,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    try:
+        _, stderr = run.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        _, stderr = run.communicate()
+        pytest.fail(f"torchrun hung for 240 s; its stderr ends: {stderr[-3000:]}")
+    assert run.returncode == 0, stderr[-3000:]
     # both ranks finished the same number of epochs
     assert (tmp_path / "rank0.done").read_text() == (
         tmp_path / "rank1.done"

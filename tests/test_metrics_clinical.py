@@ -123,3 +123,9 @@ def test_glucobench_errors_are_medians_over_forecasts():
     assert errors["GlucoBench RMSE mg/dL"] == pytest.approx(2.0)
     assert errors["GlucoBench MAE mg/dL"] == pytest.approx(2.0)
     assert errors["forecasts"] == 3
+
+
+def test_a_negative_forecast_is_zoned_as_zero_not_an_error():
+    zones = clinical.clarke_zones([60.0, 250.0, 100.0], [-6.3, -6.3, -6.3])
+    assert zones.tolist() == clinical.clarke_zones([60, 250, 100], [0, 0, 0]).tolist()
+    assert zones.tolist()[:2] == ["A", "E"]

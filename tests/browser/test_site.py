@@ -340,12 +340,14 @@ def overflowing_code(page, browser_log) -> list[str]:
 
 
 @pytest.mark.parametrize("page_path", PAGES or ["(no _build/html)"])
-def test_math_is_typeset(page_path, site, base_url, browser):
+def test_math_is_typeset(page_path, site, base_url, browser, screenshots):
     """No TeX delimiters left in the prose, and every math span typeset by MathJax.
 
     The site serves MathJax itself (sphinx-mathjax-offline copies it into ``_static``)
     and this test's browser refuses every request off loopback, so math that needs the
     network shows as raw TeX here and fails, naming where MathJax was loaded from.
+    The paragraph of each page's first math is saved as ``math__<page>.png`` beside the
+    page screenshots.
     """
     page = browser.new_page()
     try:
@@ -373,6 +375,18 @@ def test_math_is_typeset(page_path, site, base_url, browser):
                 };
             }"""
         )
+        if state["math"]:  # the first equation as the reader sees it, offline
+            # its paragraph (or the equation block itself) for context
+            page.locator(".math").first.locator("xpath=..").screenshot(
+                path=str(
+                    screenshots
+                    / (
+                        "math__"
+                        + page_path.replace("/", "__").removesuffix(".html")
+                        + ".png"
+                    )
+                )
+            )
     finally:
         page.close()
     delimiters = [m.group(0)[:80] for m in RAW_MATH.finditer(state["prose"])]

@@ -15,7 +15,8 @@ the tensors that live on the virtual accelerator:
 * placed there: ``.to(VIRTUAL)``, ``.cuda()``, a factory or conversion with
   ``device=VIRTUAL`` (or ``"cuda"``), ``.to(other)`` with ``other`` there;
   a ``param.data = value`` or ``p.grad`` follows its tensor, so
-  ``nn.Module.to`` moves a module's parameters;
+  ``nn.Module.to`` moves a module's parameters, and ``nn.Parameter(data)`` or
+  ``Variable(data)`` is where its data is;
 * every other op's outputs are there when any of its tensor inputs is;
 * ``.cpu()`` / ``.to("cpu")`` return a copy on the host (a distinct tensor, as
   on CUDA), and ``tensor.device`` is ``VIRTUAL`` for a tensor there, so
@@ -27,17 +28,22 @@ An op that mixes tensors there with host tensors of one or more dimensions is a
 as scalars, host index tensors in ``x[idx]`` and ``x[idx] = v`` (whose value is
 not checked either), ``copy_`` across devices.
 
-What it cannot see: work done in C++ without passing through Python (a
-library's own device placement, e.g. the Hugging Face ``Trainer`` that
-chapter 5's TTM training runs in: the Trainer picks the device itself, here
-the real CPU, so its training loop runs unchecked on host tensors; the
-forecaster's own moves before and after training are checked); a CPU
-``torch.Generator`` used to draw on the accelerator (generators are not
-tensors: ``torch.Generator("cpu:0")`` is an ordinary CPU generator); branches
-taken only when ``torch.cuda.is_available()`` (it stays ``False``); CUDA-only
-failures that are not device mixes (memory, kernels, dtypes such as float64 on
-MPS). ``device.type`` of a tensor there is ``"cpu"``, so code that branches on
-``device.type == "cuda"`` takes its CPU branch.
+What it cannot see:
+
+* chapter 5's TTM training loop. It runs inside the Hugging Face ``Trainer``,
+  which moves the model and every batch to its own device, here the real CPU
+  (``use_cpu`` is off, as on a GPU, and torch has no CUDA): the loop runs on
+  host tensors and nothing in it is checked. Checked around it: the
+  forecaster's move back to its device, and ``predict``, which runs the same
+  model forward on batches it moves itself.
+* work that does not pass through a Python-level torch call (C++ inside an op).
+* a CPU ``torch.Generator`` used to draw on the accelerator: generators are not
+  tensors, and ``torch.Generator("cpu:0")`` is an ordinary CPU generator.
+* branches taken only when ``torch.cuda.is_available()`` (it stays ``False``)
+  or on ``x.device.type == "cuda"`` / ``x.is_cuda`` (a tensor there reports
+  type ``"cpu"``): their CPU branch runs.
+* CUDA failures that are not device mixes: memory, kernels missing for a dtype,
+  nondeterminism.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ _CROSS_DEVICE = {
     torch.Tensor.__setitem__,
     torch._has_compatible_shallow_copy_type,
 }
+# ops whose other arguments are not operands: an index, deepcopy's memo
+_SELF_ONLY = {torch.Tensor.__getitem__, torch.Tensor.__deepcopy__}
 
 
 class DeviceMixError(RuntimeError):
@@ -168,9 +176,7 @@ class DeviceCheck(TorchFunctionMode):
             func, args, kwargs = torch.Tensor.to, (args[0], VIRTUAL), {}
         there, kwargs, args = _target(func, args, kwargs)
         if there is None and func not in _CROSS_DEVICE:
-            inputs = _tensors(
-                args[:1] if func == torch.Tensor.__getitem__ else (args, kwargs)
-            )
+            inputs = _tensors(args[:1] if func in _SELF_ONLY else (args, kwargs))
             there = _check(func, inputs)
         result = func(*args, **kwargs)
         return _placed(result, bool(there), args, kwargs, converts=there is not None)
@@ -199,7 +205,9 @@ def _target(func, args, kwargs):
         return there, kwargs, args
     device = kwargs.get("device")
     if device is None:
-        return None, kwargs, args
+        # new_tensor(data) copies data to where the tensor is
+        there = on_accelerator(args[0]) if func == torch.Tensor.new_tensor else None
+        return there, kwargs, args
     there = _is_accelerator(device)
     if there:
         kwargs["device"] = VIRTUAL

@@ -86,9 +86,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _label(row: dict, index: int) -> str:
-    text = [f"{k}={v}" for k, v in row.items() if isinstance(v, str)]
-    return f"row {index} ({', '.join(text)})" if text else f"row {index}"
+def _label(row: dict, index: int, tolerances: dict[str, Tolerance]) -> str:
+    """The row by what names it: its text columns and its exact ones (parameters, shapes)."""
+    keys = [
+        f"{k}={v}"
+        for k, v in row.items()
+        if isinstance(v, str) or (k in tolerances and tolerances[k].exact)
+    ]
+    return f"row {index} ({', '.join(keys)})" if keys else f"row {index}"
 
 
 def compare(
@@ -109,7 +114,7 @@ def compare(
         ]
     problems = []
     for index, (want, got) in enumerate(zip(expected_rows, obtained_rows, strict=True)):
-        where = f"{chapter}, {_label(want, index)}"
+        where = f"{chapter}, {_label(want, index, tolerances)}"
         if set(want) != set(got):
             problems.append(
                 f"{where}: columns {sorted(got)} obtained, {sorted(want)} expected"

@@ -51,9 +51,10 @@ DECODER_MODES = ("common_channel", "mix_channel")
 
 def _device(obj) -> None:
     """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; checked, not resolved (a config may name a GPU
-    that only the machine it runs on has)."""
+    that only the machine it runs on has). ``"cpu:0"`` is the device check's virtual
+    accelerator (:func:`tsgen.runtime.resolve_device`)."""
     if not isinstance(obj.device, str) or not re.fullmatch(
-        r"auto|cpu|cuda(:\d+)?", obj.device
+        r"auto|cpu(:0)?|cuda(:\d+)?", obj.device
     ):
         raise ValueError(
             f"{type(obj).__name__}.device must be 'auto', "

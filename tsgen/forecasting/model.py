@@ -89,6 +89,27 @@ def _progress_callback(enabled: bool):
     return Progress()
 
 
+def _trainer_class():
+    """The HuggingFace Trainer, with every rank waiting for rank 0's epoch checkpoint.
+
+    Under torchrun only rank 0 writes a checkpoint, but every rank then checks
+    whether the best one's folder exists to decide ``load_best_model_at_end``;
+    a rank that looks before rank 0 has written it skips the final barrier
+    that rank 0 enters, and both hang (transformers 4.56). A barrier after
+    each internal save makes every rank see the same folders.
+    """
+    import torch.distributed as dist
+    from transformers import Trainer
+
+    class CheckpointSyncedTrainer(Trainer):
+        def save_model(self, output_dir=None, _internal_call=False):
+            super().save_model(output_dir, _internal_call)
+            if _internal_call and dist.is_available() and dist.is_initialized():
+                dist.barrier()
+
+    return CheckpointSyncedTrainer
+
+
 class TTMForecaster(BaseTSFM):
     """TinyTimeMixer glucose forecaster: fit / predict / predict_zero_shot /
     evaluate / save / load.
@@ -163,7 +184,7 @@ class TTMForecaster(BaseTSFM):
         the same one). ``history`` gets one row per epoch: ``loss`` (training)
         and ``eval_loss`` (validation).
         """
-        from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+        from transformers import EarlyStoppingCallback, TrainingArguments
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         cfg = self.config
@@ -281,7 +302,7 @@ class TTMForecaster(BaseTSFM):
                 seeded(training.seed, self.device),
                 quiet(warnings_=[(UserWarning, "mtime may not be reliable")]),
             ):
-                trainer = Trainer(
+                trainer = _trainer_class()(
                     model=self.model,
                     args=args,
                     train_dataset=train_set,

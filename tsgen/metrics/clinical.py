@@ -69,11 +69,15 @@ def mard(y_true, y_pred) -> float:
 
 
 def clarke_zones(reference, prediction) -> np.ndarray:
-    """The Clarke error grid zone ('A'..'E') of each (reference, prediction) pair, both in mg/dL."""
+    """The Clarke error grid zone ('A'..'E') of each (reference, prediction) pair, both in mg/dL.
+
+    The reference must be glucose in mg/dL. A negative prediction (a linear
+    model can forecast one) is a forecast of severe hypoglycaemia and is zoned
+    as 0 mg/dL, the grid's edge, rather than stopping the scoring of a model.
+    """
     r, p = _pair(reference, prediction, "clarke_zones")
     _check_mgdl(r, "clarke_zones reference")
-    if (p < 0).any():
-        raise ValueError("clarke_zones: negative predicted glucose")
+    p = np.maximum(p, 0.0)
     zone_a = ((r <= 70) & (p <= 70)) | ((p <= 1.2 * r) & (p >= 0.8 * r))
     zone_e = ((r >= 180) & (p <= 70)) | ((r <= 70) & (p >= 180))
     zone_c = ((r >= 70) & (r <= 290) & (p >= r + 110)) | (
