@@ -107,3 +107,18 @@ def test_baseline_save_load_with_the_ttt_imputer(tmp_path):
     assert (tmp_path / "lin" / "imputer" / "weights.safetensors").exists()
     loaded = LinearRegression.load(tmp_path / "lin")
     pd.testing.assert_frame_equal(linear.predict(gappy), loaded.predict(gappy))
+
+
+def test_a_forecast_that_is_not_finite_is_an_error():
+    linear = LinearRegression(config(), alpha=1e-6).fit(cohort())
+    linear.coef[0] = np.nan  # as weights that diverged would leave it
+    with pytest.raises(ValueError, match="LinearRegression's forecasts are not finite"):
+        linear.predict(cohort())
+
+
+def test_singular_normal_equations_are_a_clear_error():
+    flat = cohort(slope=0.0)  # every context the same: X'X is singular
+    with pytest.raises(
+        ValueError, match=r"alpha=0\): the normal equations are singular"
+    ):
+        LinearRegression(config(), alpha=0.0).fit(flat)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..estimator import Estimator
@@ -27,6 +28,15 @@ class BaseTSFM(Estimator):
     """
 
     config_class = TTMConfig
+
+    def _finite(self, forecast: np.ndarray) -> np.ndarray:
+        """``forecast``, or an error when the model forecast NaN or inf (never a silent NaN row)."""
+        if not np.isfinite(forecast).all():
+            raise ValueError(
+                f"{self.kind}'s forecasts are not finite: its weights or "
+                "coefficients, or the scale of the contexts, are out of range"
+            )
+        return forecast
 
     def __init__(self, config: TTMConfig, device: str | None = None):
         super().__init__(config, device)

@@ -77,7 +77,7 @@ class _WindowForecaster(BaseTSFM):
             series, self.config.context_length, "a forecast (needs one full context)"
         )
         starts, contexts = self._contexts(series, stride, full_future)
-        scaled = self._forecast(contexts)
+        scaled = self._finite(self._forecast(contexts))
         glucose_mM = self.preprocessor.unscale_target(scaled[..., None])[..., 0]
         return forecast_frame(
             list(series.values()),
@@ -161,16 +161,24 @@ class LinearRegression(_WindowForecaster):
         seen = ~np.isnan(y)
         penalty = self.alpha * np.eye(x1.shape[1])
         penalty[-1, -1] = 0.0  # the intercept is not shrunk
-        self.coef = np.stack(
-            [
-                np.linalg.solve(
-                    x1[seen[:, h]].T @ x1[seen[:, h]] + penalty,
-                    x1[seen[:, h]].T @ y[seen[:, h], h],
-                )
-                for h in range(cfg.forecast_length)
-            ],
-            axis=1,
-        )
+        try:
+            self.coef = np.stack(
+                [
+                    np.linalg.solve(
+                        x1[seen[:, h]].T @ x1[seen[:, h]] + penalty,
+                        x1[seen[:, h]].T @ y[seen[:, h], h],
+                    )
+                    for h in range(cfg.forecast_length)
+                ],
+                axis=1,
+            )
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                f"LinearRegression(alpha={self.alpha:g}): the normal equations "
+                f"are singular ({len(x)} training windows for "
+                f"{cfg.context_length} context steps, or constant contexts); "
+                "use alpha > 0 or more data"
+            ) from None
         self.history = []
         logging_dir = cfg.logging_dir if logging_dir is None else logging_dir
         with TrainingLog(self.history, logging_dir or None) as log:

@@ -356,7 +356,7 @@ class TTMForecaster(BaseTSFM):
                 .cpu()
                 .numpy()
             )
-        return (
+        return self._finite(
             np.concatenate(out)
             if out
             else np.zeros((0, self.config.forecast_length, self.preprocessor.n_targets))
