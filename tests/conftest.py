@@ -44,3 +44,26 @@ def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def tiny_generation_config():
+    """The smallest ImagenI2R that runs every phase: 24 steps, 2 features, 8x8 images."""
+    from tsgen.generation import GenerationConfig
+
+    return GenerationConfig(
+        length=24,
+        n_features=2,
+        delay=3,
+        embedding=8,
+        tst_d_model=8,
+        tst_heads=2,
+        tst_layers=1,
+        tst_feedforward=8,
+        decoder_layers=1,
+        unet_channels=(8, 8),
+        unet_attention=(False, False),
+        tst_epochs=1,
+        epochs=1,
+        batch_size=16,
+        sampling_steps=2,
+    )

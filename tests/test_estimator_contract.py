@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_generation_config
 
 from tsgen.estimator import Estimator
 
@@ -152,25 +153,9 @@ def linear_regression() -> Case:
 
 
 def imageni2r() -> Case:
-    from tsgen.generation import GenerationConfig, ImagenI2R
+    from tsgen.generation import ImagenI2R
 
-    config = GenerationConfig(
-        length=24,
-        n_features=2,
-        delay=3,
-        embedding=8,
-        tst_d_model=8,
-        tst_heads=2,
-        tst_layers=1,
-        tst_feedforward=8,
-        decoder_layers=1,
-        unet_channels=(8, 8),
-        unet_attention=(False, False),
-        tst_epochs=1,
-        epochs=1,
-        batch_size=16,
-        sampling_steps=2,
-    )
+    config = tiny_generation_config()
     x = windows(n=16, length=24, features=2, missing=0.3)
     return Case(
         lambda: ImagenI2R(config), lambda m: m.fit(x), lambda m: m.sample(3, seed=0)

