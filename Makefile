@@ -21,6 +21,9 @@ CHAPTER ?=
 PARAMS  ?=
 GRID    ?=
 JOBS    ?= 2
+# chapters at a time: two kernels share the CPU at the default profile; one at a time
+# for the other profiles, whose chapters each fill a GPU
+CHAPTER_JOBS ?= $(if $(filter default,$(PROFILE)),2,1)
 
 .PHONY: help install lock book chapters chapter sweep notebooks lint test test-unit test-chapters test-browser test-gpu-profile clean
 
@@ -58,9 +61,10 @@ lock:
 
 # Executed copies go to book/chapters; a copy whose inputs (notebook, tsgen sources, lock,
 # profile, parameters) have not changed is kept, so `make test` and `make book` execute
-# each chapter once between them.
+# each chapter once between them. CHAPTER_JOBS chapters run at a time (each kernel pins
+# its own threads and numerics, so the numbers do not depend on it).
 chapters: install
-	$(PY) -m tsgen.book --profile $(PROFILE) --output-dir book/chapters
+	$(PY) -m tsgen.book --profile $(PROFILE) --output-dir book/chapters --jobs $(CHAPTER_JOBS)
 
 chapter: install
 	@test -n "$(CHAPTER)" || { echo "usage: make chapter CHAPTER=01_data [PARAMS='-p seed 3'] [PROFILE=gpu]"; exit 2; }
@@ -76,7 +80,7 @@ sweep: install
 	$(PY) -m tsgen.book.sweep $(CHAPTER) --profile $(PROFILE) --jobs $(JOBS) $(GRID) $(PARAMS)
 
 notebooks: install
-	$(PY) -m tsgen.book --in-place --force
+	$(PY) -m tsgen.book --in-place --force --jobs $(CHAPTER_JOBS)
 
 # The paths that pre-commit checks too (.pre-commit-config.yaml); settings in pyproject.toml.
 LINT_PATHS := tsgen tests benchmarks notebooks book/templates
@@ -115,4 +119,5 @@ clean:
 # Executed copies and results files go to GPU_CHECK_DIR, never to book/results.
 GPU_CHECK_DIR ?= build/gpu-check
 test-gpu-profile: install
-	env -u TSGEN_RESULTS_DIR TSGEN_DEVICE_CHECK=1 $(PY) -m tsgen.book --profile gpu-check --output-dir $(GPU_CHECK_DIR)
+	rm -rf $(GPU_CHECK_DIR)/generation-cells
+	env -u TSGEN_RESULTS_DIR TSGEN_DEVICE_CHECK=1 $(PY) -m tsgen.book --profile gpu-check --output-dir $(GPU_CHECK_DIR) --jobs 2

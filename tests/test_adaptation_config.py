@@ -59,3 +59,13 @@ def test_unknown_field_is_named():
     with pytest.raises(ValueError, match="unknown field.*device"):
         # the device is the estimator's, not the config's
         TTTForecasterConfig.from_dict({"device": "cpu"})
+
+
+def test_adaptation_scope_and_safeguard_round_trip():
+    config = TTTForecasterConfig(
+        adaptation={"scope": "sample", "safeguard": True, "holdout": 0.5}
+    )
+    assert config.adaptation["scope"] == "sample" and config.adaptation["safeguard"]
+    assert TTTForecasterConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="scope"):
+        TTTForecasterConfig(adaptation={"scope": "patient"})

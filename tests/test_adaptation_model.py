@@ -232,3 +232,20 @@ def test_bad_input(windows):
         model.predict(windows[0, :12])
     with pytest.raises(TypeError, match="TTTForecasterConfig"):
         TTTForecaster(SMALL)
+
+
+@pytest.mark.parametrize("engine", FORECASTING_ENGINES)
+def test_forecasts_follow_the_context_not_its_position(engine, windows):
+    model = TTTForecaster(tiny(engine)).fit(windows)
+    context = windows[:12, :12]
+    perm = np.random.default_rng(0).permutation(12)
+    adapted = model.predict(context, batch_size=12)
+    permuted = model.predict(context[perm], batch_size=12)
+    np.testing.assert_allclose(permuted, adapted[perm], rtol=0, atol=1e-6)
+    # per sample: the batch size no longer matters, and it is not per batch
+    alone = model.predict(context, adapt={"scope": "sample"}, batch_size=1)
+    together = model.predict(context, adapt={"scope": "sample"}, batch_size=12)
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
+    assert not np.allclose(together, adapted)
+    guarded = model.predict(context, adapt={"safeguard": True}, batch_size=12)
+    assert guarded.shape == adapted.shape and np.isfinite(guarded).all()

@@ -10,7 +10,7 @@ from tsgen.adaptation import (
     register,
 )
 from tsgen.adaptation.base import BaseEngine
-from tsgen.adaptation.registry import _REGISTRY
+from tsgen.adaptation.registry import _ALIASES, _REGISTRY
 
 
 def test_known_engines():
@@ -23,9 +23,40 @@ def test_known_engines():
 
 def test_unknown_name_lists_known_ones():
     with pytest.raises(
-        ValueError, match=r"unknown engine 'tent'.*it3.*masked.*tail_forecast"
+        ValueError,
+        match=r"unknown engine 'tent'.*it3.*masked.*tail_forecast.*'ittt': 'it3'",
     ):
         get_engine("tent")
+
+
+def test_ittt_is_an_alias_of_it3_listed_once():
+    """torch-ttt registers IT3 as "ittt": accepted everywhere, listed only on request."""
+    assert get_engine("ittt") is IT3Engine and IT3Engine.name == "it3"
+    assert "ittt" not in available_engines()
+    assert available_engines(aliases=True) == sorted([*available_engines(), "ittt"])
+
+
+def test_aliases_cannot_shadow_names():
+    try:
+        with pytest.raises(ValueError, match="already registered as 'it3'"):
+            register("_test_engine", aliases=("it3",))(type("A", (BaseEngine,), {}))
+        with pytest.raises(ValueError, match="already registered as 'ittt'"):
+            register("ittt")(type("B", (BaseEngine,), {}))
+        with pytest.raises(ValueError, match="non-empty strings"):
+            register("_test_engine", aliases=("",))(type("C", (BaseEngine,), {}))
+        assert "_test_engine" not in available_engines(aliases=True)
+
+        @register("_test_engine", aliases=("_test_alias",))
+        class D(BaseEngine):
+            def ttt_forward(self, inputs, target=None):
+                return self.model(inputs), inputs.sum() * 0
+
+        assert get_engine("_test_alias") is D and D.name == "_test_engine"
+        assert "_test_alias" not in available_engines()
+    finally:
+        _REGISTRY.pop("_test_engine", None)
+        _ALIASES.pop("_test_alias", None)
+    assert "_test_alias" not in available_engines(aliases=True)
 
 
 def test_register_a_new_engine():

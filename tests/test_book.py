@@ -373,9 +373,11 @@ def test_a_profile_extends_another_per_chapter(tmp_path):
 # the smaller real cohort, the conditions of a grid that repeat one code path),
 # never a shape, a length or an architecture.
 CAPPED_WORK = re.compile(
-    r"n_(seeds|train|val|test|sines|samples|windows|pretrain|target)|seeds"
-    r"|.*(epochs|iterations|steps|repeats)|patience|ablation_seeds|time_published"
+    r"(grid_)?n_(seeds|train|val|test|sines|samples|windows|pretrain|target)|.*seeds"
+    r"|.*(epochs|iterations|steps|repeats|_every)|patience|time_published"
     r"|datasets|missing_rates|days|real_data"
+    # where a run keeps its resumable cells: the capped run must not reuse the real one's
+    r"|work_dir"
 )
 
 
@@ -388,3 +390,34 @@ def test_gpu_check_caps_only_the_work_of_the_gpu_profile():
     capped = load_profile("gpu-check", profiles)
     assert set(capped) == set(load_profile("gpu", profiles))
     assert {p["device"] for p in capped.values()} == {"cuda"}
+
+
+def test_chapters_run_two_at_a_time_and_the_results_chapter_last(tmp_path):
+    writes = (
+        "import os, pathlib, time\n"
+        "start = time.time()\n"
+        "time.sleep(2)\n"
+        "d = pathlib.Path(os.environ['TSGEN_RESULTS_DIR'])\n"
+        "d.mkdir(exist_ok=True)\n"
+        "(d / f'{name}.default.json').write_text(f'[{start}, {time.time()}]')"
+    )
+    for name in ("a", "b"):
+        write_notebook(tmp_path / "nb" / f"{name}.ipynb", f"name = {name!r}", writes)
+    write_notebook(
+        tmp_path / "nb" / "z.ipynb",
+        "results_directory = None",
+        "import os, pathlib\n"
+        "d = pathlib.Path(os.environ['TSGEN_RESULTS_DIR'])\n"
+        "print(sorted(p.name for p in d.glob('*.json')))",
+    )
+    out = tmp_path / "out"
+    times = run_notebooks(tmp_path / "nb", output_dir=out, jobs=2)
+    assert set(times) == {"a", "b", "z"}
+    printed = nbformat.read(out / "z.ipynb", as_version=4).cells[-1].outputs[0]
+    assert printed["text"].strip() == "['a.default.json', 'b.default.json']"
+    (a0, a1), (b0, b1) = (
+        json.loads((out / "results" / f"{n}.default.json").read_text()) for n in "ab"
+    )
+    assert a0 < b1 and b0 < a1  # a and b ran at the same time
+    metadata = nbformat.read(out / "a.ipynb", as_version=4).metadata["tsgen"]
+    assert metadata["results"] == ["a.default.json"]

@@ -123,3 +123,38 @@ def test_error_when_a_window_would_lose_everything():
     x = np.random.default_rng(0).random((20, 4, 2))
     with pytest.raises(ValueError, match="removed every value"):
         add_missingness(x, "block", 0.95, seed=0, block_len=4, block_width=2)
+
+
+def _missing_runs(x: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of NaN along time, over every window and feature."""
+    gone = np.isnan(x).transpose(0, 2, 1).reshape(-1, x.shape[1]).astype(int)
+    edges = np.diff(np.pad(gone, ((0, 0), (1, 1))), axis=1)
+    return np.flatnonzero(edges.ravel() == -1) - np.flatnonzero(edges.ravel() == 1)
+
+
+def test_subsequences_are_runs_in_one_feature(sines):
+    d = add_missingness(sines[:50], "sequence", 0.5, seed=0, seq_len=6)
+    assert (_missing_runs(d["X"]) >= 6).all()
+    # runs are per feature: some steps lose one feature and keep others
+    step_gone = np.isnan(d["X"])
+    assert (step_gone.any(axis=2) & ~step_gone.all(axis=2)).any()
+
+
+def test_rate_counts_only_observed_entries_of_data_with_gaps(sines):
+    x = sines.copy()
+    x[:, 5:9, 0] = np.nan  # a real gap: not removed here, not scored
+    for pattern in ("point", "sequence", "block"):
+        d = add_missingness(x, pattern, 0.5, seed=3)
+        held = d["indicating_mask"].sum() / (~np.isnan(x)).sum()
+        assert abs(held - 0.5) <= 0.02 and d["indicating_mask"][:, 5:9, 0].sum() == 0
+
+
+def test_empty_windows_are_returned_when_allowed():
+    x = np.random.default_rng(0).random((200, 4, 1))
+    with pytest.raises(ValueError, match="removed every value"):
+        add_missingness(x, "point", 0.9, seed=0)
+    d = add_missingness(x, "point", 0.9, seed=0, allow_empty=True)
+    empty = d["missing_mask"].sum(axis=(1, 2)) == 0
+    assert 0 < empty.sum() < len(x)
+    again = add_missingness(x, "point", 0.9, seed=0, allow_empty=True)
+    assert np.array_equal(d["missing_mask"], again["missing_mask"])

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from tsgen.generation import DELAY_EMBEDDINGS, DelayEmbedder, ts_to_img_loop
+from tsgen.generation.delay import average_by_fold, transform_speed
 
 
 @pytest.mark.parametrize("trial", range(12))
@@ -69,3 +70,79 @@ def test_bad_input_is_rejected():
         DelayEmbedder(4, 1, 8)
     with pytest.raises(ValueError, match="skip time steps"):
         DelayEmbedder(24, 9, 8)
+
+
+def _mean_of_each_step(emb, img):
+    """The averaging inverse by its definition: the plain mean of the pixels of each step."""
+    flat = img.double().flatten(2)
+    return torch.stack(
+        [flat[..., emb.pixel_time == t].mean(-1) for t in range(emb.length)], -1
+    ).transpose(1, 2)
+
+
+@pytest.mark.parametrize(
+    "length, delay, embedding",
+    [(768, 12, 64), (96, 6, 16), (50, 7, 9), (30, 1, 4), (12, 12, 12), (40, 5, 5)],
+)
+def test_inverses_follow_the_definitions_on_generated_like_images(
+    length, delay, embedding
+):
+    # full and partial last columns, delay 1, delay == embedding, one column
+    emb = DelayEmbedder(length, delay, embedding)
+    g = torch.Generator().manual_seed(length)
+    img = torch.randn(2, 3, emb.size, emb.size, generator=g)
+    average = emb.img_to_ts(img)
+    assert average.shape == (2, length, 3) and average.is_contiguous()
+    assert torch.allclose(average.double(), _mean_of_each_step(emb, img), atol=1e-6)
+    assert torch.allclose(average_by_fold(emb, img), average, atol=1e-5)
+    # the first-pixel inverse reads the leftmost column holding each step
+    flat = img.flatten(2)
+    for t in range(length):
+        column = max(0, -(-(t - embedding + 1) // delay))
+        pixel = (t - column * delay) * emb.size + column
+        assert emb.pixel_time[pixel] == t
+        assert torch.equal(emb.img_to_ts(img, "first")[:, t], flat[..., pixel])
+
+
+def test_transforms_accept_any_layout_dtype_and_keep_gradients():
+    emb = DelayEmbedder(96, 6, 16)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 96, generator=g, dtype=torch.float64).transpose(1, 2)
+    assert not x.is_contiguous()
+    img = emb.ts_to_img(x)
+    assert img.dtype == torch.float64
+    assert torch.equal(img, ts_to_img_loop(x, 96, 6, 16))
+    flipped = img.transpose(2, 3).contiguous().transpose(2, 3)  # same values
+    assert torch.equal(emb.img_to_ts(flipped), x)
+    assert torch.equal(emb.img_to_ts(flipped, "first"), x)
+    # each step is copied into counts[t] pixels, and averaged back with weights 1/counts
+    x = x.detach().float().requires_grad_()
+    emb.ts_to_img(x).sum().backward()
+    assert torch.equal(x.grad, emb.counts.float().view(1, -1, 1).expand_as(x))
+    img = torch.rand(2, 3, emb.size, emb.size, requires_grad=True)
+    emb.img_to_ts(img).sum().backward()
+    weights = torch.zeros(emb.size * emb.size)
+    weights[emb.valid_pixels] = 1 / emb.counts[emb.pixel_time[emb.valid_pixels]]
+    assert torch.allclose(img.grad, weights.view(emb.size, emb.size).expand_as(img))
+
+
+def test_transform_speed_times_every_operation_against_the_copy():
+    timings = transform_speed(batch=4, n_features=2, presets={24: (3, 8)}, repeats=2)
+    assert list(timings["operation"]) == [
+        "image copy",
+        "ts_to_img",
+        "img_to_ts average",
+        "img_to_ts first",
+        "loop (released code)",
+        "F.fold average",
+    ]
+    assert (timings["ms"] > 0).all() and (timings["length"] == 24).all()
+    assert timings["per_copy"].iloc[0] == 1.0
+    assert timings.attrs["clock"] in ("thread CPU time", "wall clock")
+    # a baseline class (here the same one) adds its three transforms, checked alike
+    with_baseline = transform_speed(
+        batch=4, n_features=2, presets={24: (3, 8)}, repeats=1, baseline=DelayEmbedder
+    )
+    assert len(with_baseline) == 9
+    with pytest.raises(ValueError, match="repeats"):
+        transform_speed(repeats=0)

@@ -130,3 +130,17 @@ def test_ema_tracks_the_weights_with_warmup():
     d = min(0.9999, 2 / 11)  # after one average, n_averaged = 1
     assert torch.allclose(ema.module.weight, torch.full((2, 2), d * 1 + (1 - d) * 2))
     assert math.isclose(float(ema.n_averaged), 2)
+
+
+def test_ema_copies_the_weights_for_the_first_copy_steps():
+    layer = torch.nn.Linear(2, 2)
+    ema = make_ema(layer, decay=0.9, warmup=False, copy_steps=3)
+    for value in (1.0, 2.0, 3.0):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        ema.update_parameters(layer)
+        assert torch.equal(ema.module.weight, layer.weight)
+    with torch.no_grad():
+        layer.weight.fill_(4.0)
+    ema.update_parameters(layer)  # the fourth update averages at the plain decay
+    assert torch.allclose(ema.module.weight, torch.full((2, 2), 0.9 * 3 + 0.1 * 4))

@@ -2,20 +2,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tsgen.data import add_missingness
 from tsgen.generation import (
     ABLATIONS,
     DELAY_EMBEDDINGS,
     METRICS,
+    GenerationConfig,
+    ImagenI2R,
     MetricProtocol,
     benchmark_windows,
+    cell_name,
+    checkpoint_selection,
     delay_embedding_table,
     generation_ablations,
+    generation_cell,
     generation_grid,
     generation_scores,
     inverse_comparison,
+    irregular_windows,
     round_trip_errors,
     score_columns,
-    transform_timings,
+    training_plan,
 )
 
 TINY = dict(
@@ -60,14 +67,6 @@ def test_averaging_inverse_beats_the_first_pixel_as_predicted():
     np.testing.assert_allclose(table["ratio"], table["expected_ratio"], rtol=0.05)
 
 
-def test_transform_timings_have_one_positive_row_per_preset():
-    timings = transform_timings(
-        n_windows=4, n_features=2, repeats=1, presets={24: (3, 8), 96: (6, 16)}
-    )
-    assert timings["length"].tolist() == [24, 96]
-    assert (timings[["vectorised_ms", "loop_ms", "ratio"]] > 0).all().all()
-
-
 def test_benchmark_windows_and_metric_protocol():
     windows = benchmark_windows("sines", 24, 10, seed=0)
     assert (
@@ -78,7 +77,7 @@ def test_benchmark_windows_and_metric_protocol():
     assert np.array_equal(windows, benchmark_windows("sines", 24, 10, seed=0))
     with pytest.raises(ValueError, match="unknown data set"):
         benchmark_windows("air", 24)
-    assert MetricProtocol() == MetricProtocol(2000, 5000, 0, 5)
+    assert MetricProtocol() == MetricProtocol(2000, 5000, 0, 10)
     with pytest.raises(ValueError, match="repeats"):
         MetricProtocol(repeats=0)
     scores = generation_scores(windows, windows[::-1].copy(), QUICK)
@@ -160,3 +159,118 @@ def test_projections_give_two_points_per_window_of_each_set():
         assert np.isfinite(r).all() and np.isfinite(f).all()
     again = projections(real, fake, seed=0, max_windows=30)
     np.testing.assert_array_equal(again["t-SNE"][0], views["t-SNE"][0])
+
+
+def test_an_interrupted_generation_cell_resumes_to_the_uninterrupted_result(tmp_path):
+    real = benchmark_windows("sines", 24, 16, seed=0)
+    config = GenerationConfig.for_length(24, 5, **{**TINY, "epochs": 2})
+    cell = dict(n_windows=16, protocol=QUICK, seed=0)
+    row, generated = generation_cell("sines", 0.5, config, **cell)
+
+    # what a run killed after its first checkpoint leaves behind
+    directory = tmp_path / cell_name(24, "sines", 0.5)
+    irregular = add_missingness(real, "timestep", 0.5, seed=0)
+    ImagenI2R(config).fit(irregular, epochs=1).save(directory / "checkpoint")
+    resumed_row, resumed = generation_cell(
+        "sines", 0.5, config, directory=directory, checkpoint_every=1, **cell
+    )
+    assert np.array_equal(resumed, generated)
+    assert {m: resumed_row[m] for m in SCORE_COLUMNS} == {
+        m: row[m] for m in SCORE_COLUMNS
+    }
+    assert ImagenI2R.load(directory / "checkpoint").epoch == config.tst_epochs + 2
+
+    # a finished cell is read back, not run again; another config is refused
+    again_row, again = generation_cell(
+        "sines", 0.5, config, directory=directory, **cell
+    )
+    assert again_row == resumed_row and np.array_equal(again, resumed)
+    other = GenerationConfig.for_length(24, 5, **{**TINY, "epochs": 3})
+    with pytest.raises(ValueError, match="another run.*epochs"):
+        generation_cell("sines", 0.5, other, directory=directory, **cell)
+    (directory / "result.json").unlink()
+    with pytest.raises(ValueError, match="another config.*epochs"):
+        generation_cell("sines", 0.5, other, directory=directory, **cell)
+
+
+def test_generation_grid_with_a_work_dir_skips_finished_cells(tmp_path):
+    kwargs = dict(n_windows=16, overrides=TINY, protocol=QUICK, seed=0)
+    grid = generation_grid(["sines"], [0.3], [24], work_dir=tmp_path, **kwargs)
+    assert (tmp_path / "length24-sines-missing0.3" / "result.json").exists()
+    again = generation_grid(["sines"], [0.3], [24], work_dir=tmp_path, **kwargs)
+    pd.testing.assert_frame_equal(grid, again)
+
+
+def test_training_plan_counts_the_grid_steps_and_times_one():
+    overrides = {**TINY, "epochs": 4, "tst_epochs": 2}
+    plan = training_plan(["sines"], [0.3, 0.5], [24], n_windows=40, overrides=overrides)
+    # 40 windows in batches of 16: 3 batches per epoch, for each of 2 models
+    assert plan.to_dict("records") == [
+        dict(length=24, models=2, windows=40, batch_size=16)
+        | dict(phase1_steps=2 * 3 * 2, phase2_steps=2 * 3 * 4)
+    ]
+    timed = training_plan(
+        ["sines"], [0.3], [24], n_windows=40, overrides=overrides, timed_steps=1
+    )
+    assert timed["seconds_per_step"].item() > 0
+    assert timed["phase2_hours"].item() == pytest.approx(
+        timed["phase2_steps"].item() * timed["seconds_per_step"].item() / 3600
+    )
+
+
+def test_irregular_windows_remove_steps_per_window_or_from_the_whole_series():
+    per_window = irregular_windows("stock", 24, 0.5, seed=0)
+    steps_missing = np.isnan(per_window).all(axis=2).sum(axis=1)
+    assert (steps_missing == 12).all()
+    series = irregular_windows("stock", 24, 0.5, seed=0, removal="series")
+    gaps = np.isnan(series).all(axis=2)
+    # overlapping windows share their gaps; the share per window varies
+    assert np.array_equal(gaps[0, 1:], gaps[1, :-1])
+    assert gaps.sum(axis=1).std() > 0
+    assert abs(gaps.mean() - 0.5) < 0.02
+    # released code: int(L * rate) steps (16 of 24 at 70 %), tsgen rounds (17)
+    floor = irregular_windows("sines", 24, 0.7, 8, seed=0, rounding="floor")
+    rounded = irregular_windows("sines", 24, 0.7, 8, seed=0)
+    assert set(np.isnan(floor).all(axis=2).sum(axis=1)) == {16}
+    assert set(np.isnan(rounded).all(axis=2).sum(axis=1)) == {17}
+    with pytest.raises(ValueError, match="removal"):
+        irregular_windows("stock", 24, 0.5, removal="global")
+
+
+def test_data_and_metric_ablations_train_their_own_model_or_share_one():
+    variants = [
+        "ImagenI2R",
+        "released: discriminator batch 32",
+        "released: series removal",
+    ]
+    runs = generation_ablations(
+        "stock",
+        0.5,
+        24,
+        seeds=[0],
+        variants=variants,
+        n_windows=16,
+        overrides=TINY,
+        protocol=QUICK,
+    ).set_index("variant")
+    fit = runs["fit_seconds"]
+    assert fit["released: discriminator batch 32"] == fit["ImagenI2R"]
+    assert fit["released: series removal"] != fit["ImagenI2R"]
+    assert np.isfinite(runs[SCORE_COLUMNS].to_numpy()).all()
+
+
+def test_checkpoint_selection_scores_final_validation_and_test_choices():
+    runs = checkpoint_selection(
+        "sines",
+        0.5,
+        24,
+        seeds=[0],
+        every=1,
+        n_windows=24,
+        overrides={**TINY, "epochs": 3},
+        protocol=QUICK,
+    )
+    assert runs["selection"].tolist() == ["final", "validation", "test"]
+    assert runs.loc[0, "epoch"] == 4  # 1 pre-training + 3 diffusion epochs
+    assert runs["epoch"].between(2, 4).all()
+    assert np.isfinite(runs[SCORE_COLUMNS].to_numpy()).all()

@@ -196,3 +196,31 @@ def test_bad_input_is_rejected(irregular):
         model.sample(0)
     with pytest.raises(ValueError, match="batch_size"):
         model.sample(2, batch_size=0)
+
+
+def test_the_released_codes_options_change_what_is_trained(irregular):
+    from tsgen.generation.config import RELEASED_CODE
+
+    x, missing = irregular
+    released = tiny(**RELEASED_CODE)
+    assert GenerationConfig.build(24, 2, released=True, epochs=2) == GenerationConfig(
+        **{**GenerationConfig.for_length(24, 2).to_dict(), **RELEASED_CODE, "epochs": 2}
+    )
+    model = ImagenI2R(released)
+    assert isinstance(model.completer.output_layer, torch.nn.Linear)
+    assert ImagenI2R(tiny()).completer.output_layer is None
+    batch = torch.as_tensor(missing["X"][:8] / 20, dtype=torch.float32)
+    model.completer.eval()  # no dropout: the two losses see the same reconstruction
+    mse = model.completer.loss(batch)
+    assert torch.allclose(model.completer.loss(batch, "scaled_rmse"), 10 * mse.sqrt())
+    with pytest.raises(ValueError, match="scaled_rmse"):
+        model.completer.loss(batch, "mae")
+    # the reconstruction target replaces the observed values too; "completed" keeps them
+    observed = ~torch.isnan(batch)
+    target = model._diffusion_target(batch)
+    assert not torch.equal(target[observed], batch[observed])
+    kept = ImagenI2R(tiny(tst_output_layer=True))._diffusion_target(batch)
+    assert torch.equal(kept[observed], batch[observed])
+    assert np.isfinite(model.fit(missing).sample(4)).all()
+    with pytest.raises(ValueError, match="reconstruction.*completion"):
+        tiny(diffusion_target="reconstruction", completion="zero")

@@ -11,7 +11,6 @@ from tsgen.imputation import (
     ablation_variants,
     ablations,
     adaptation_sweep,
-    compare,
     direction_sensitivity,
     dual_form_comparison,
     fit_and_score,
@@ -22,6 +21,11 @@ from tsgen.imputation import (
     split_summary,
     standardised,
     window_stats,
+)
+from tsgen.imputation.experiments import (
+    cgm_windows,
+    pattern_comparison,
+    pattern_verdict,
 )
 
 TINY = dict(
@@ -117,32 +121,6 @@ def test_score_imputations(splits):
     )
 
 
-def test_compare_rows_and_determinism():
-    kwargs = dict(
-        models=("TTTImputer", "LOCF", "Lerp"), length=8, max_windows=WINDOWS, size=TINY
-    )
-    results = compare(["stock"], [0.2], [0, 1], **kwargs)
-    assert len(results) == 6 and set(results["model"]) == {
-        "TTTImputer",
-        "LOCF",
-        "linear interpolation",
-    }
-    assert {
-        "dataset",
-        "missing_rate",
-        "seed",
-        "mae",
-        "mse",
-        "rmse",
-        "mre",
-        "fit_s",
-        "impute_s",
-    } <= set(results)
-    assert np.isfinite(results[["mae", "mse", "mre"]]).all().all()
-    again = compare(["stock"], [0.2], [0, 1], **kwargs)
-    pd.testing.assert_series_equal(results["mae"], again["mae"])
-
-
 def test_ablations_with_adaptation_rows():
     variants = ablation_variants(
         "linear", True, mini_batch_sizes=[2], loss_weights=[(1.0, 0.0)]
@@ -229,3 +207,96 @@ def test_asking_for_more_windows_than_a_split_has_says_so():
     with pytest.warns(UserWarning, match=r"max_windows\['val'\]=500 .* has \(345 "):
         splits = imputation_splits("stock", 0.3, max_windows={"val": 500})
     assert len(splits["val"]["X"]) == 345
+
+
+def test_cgm_windows_keep_real_short_gaps_only():
+    windows = cgm_windows(24, max_gap_min=30)
+    assert set(windows) == {"train", "val", "test"}
+    assert all(w.shape[1:] == (24, 1) for w in windows.values())
+    gaps = np.isnan(np.concatenate(list(windows.values())))
+    assert gaps.any()  # the sensor's own gaps stay as missingness
+    # a 30-minute threshold cuts at 6 silent steps: no window holds a longer gap
+    run = np.zeros(gaps.shape[0], dtype=int)
+    longest = 0
+    for t in range(24):
+        run = np.where(gaps[:, t, 0], run + 1, 0)
+        longest = max(longest, run.max())
+    assert 0 < longest <= 5
+    with pytest.raises(ValueError, match="max_gap_min"):
+        cgm_windows(24, max_gap_min=2)
+
+
+def test_cgm_splits_score_only_hidden_readings_and_set_empty_windows_aside():
+    limits = {"train": 64, "val": 32, "test": 64}
+    splits = imputation_splits("cgm", 0.3, length=12, max_windows=limits)
+    test = splits["test"]
+    real_gaps = np.isnan(test["X_ori"])
+    assert test["indicating_mask"][real_gaps].sum() == 0
+    assert abs(test["indicating_mask"].sum() / (~real_gaps).sum() - 0.3) < 0.05
+    # 90 % of 8 readings: many windows lose everything and are set aside
+    sparse = imputation_splits("cgm", 0.9, length=8, max_windows=limits)
+    assert 0 < len(sparse["test"]["X"]) < 64
+    assert (sparse["test"]["missing_mask"].sum(axis=(1, 2)) > 0).all()
+    # one feature: the block's width is capped instead of refused
+    block = imputation_splits(
+        "cgm", 0.5, length=12, max_windows=limits, pattern="block", block_width=2
+    )
+    assert block["test"]["X"].shape[-1] == 1
+
+
+def test_imputation_splits_with_block_pattern_are_seeded():
+    kwargs = dict(
+        length=12, max_windows=WINDOWS, pattern="block", block_len=4, block_width=2
+    )
+    a = imputation_splits("stock", 0.5, seed=0, **kwargs)
+    b = imputation_splits("stock", 0.5, seed=0, **kwargs)
+    c = imputation_splits("stock", 0.5, seed=1, **kwargs)
+    assert np.array_equal(a["test"]["missing_mask"], b["test"]["missing_mask"])
+    assert not np.array_equal(a["test"]["missing_mask"], c["test"]["missing_mask"])
+    held = a["test"]["indicating_mask"].mean()
+    assert abs(held - 0.5) < 0.02
+    # each missing block spans adjacent features over the same steps
+    gone = np.isnan(a["test"]["X"])
+    assert (gone.sum(axis=2) != 1).any()
+
+
+def test_pattern_comparison_rows_determinism_and_verdict():
+    kwargs = dict(
+        models=("TTTImputer", "SAITS", "LOCF", "Lerp"),
+        max_windows=WINDOWS,
+        size=TINY,
+    )
+    grid = [("point", 0.3), ("block", 0.5)]
+    runs = pattern_comparison(["stock", "cgm"], grid, [8], [0, 1], **kwargs)
+    # block is skipped on the univariate CGM data (it is a subsequence there)
+    assert len(runs) == (2 + 1) * 2 * 4
+    assert set(runs.loc[runs["dataset"] == "cgm", "pattern"]) == {"point"}
+    assert {"dataset", "pattern", "rate", "window", "seed", "model"} <= set(runs)
+    assert np.isfinite(runs[["mae", "mse", "mre"]]).all().all()
+    again = pattern_comparison(["stock", "cgm"], grid, [8], [0, 1], **kwargs)
+    pd.testing.assert_series_equal(runs["mae"], again["mae"])
+
+    verdict = pattern_verdict(runs)
+    assert len(verdict) == 3 and verdict["best other"].eq("LOCF").all()
+    row = verdict.loc[("stock", "block", 0.5, 8)]
+    mean = runs[(runs["dataset"] == "stock") & (runs["pattern"] == "block")]
+    mean = mean.groupby("model")["mae"].mean()
+    assert row["vs SAITS %"] == pytest.approx(
+        100 * (mean["TTTImputer"] / mean["SAITS"] - 1)
+    )
+    assert row["best other mae"] == pytest.approx(mean["LOCF"])
+
+
+def test_pattern_grid_bad_input():
+    with pytest.raises(ValueError, match="patterns must be"):
+        pattern_comparison(["stock"], [("stripes", 0.3)], [8], [0])
+    with pytest.raises(ValueError, match="run_fraction"):
+        pattern_comparison(["stock"], [("point", 0.3)], [8], [0], run_fraction=0)
+    with pytest.raises(ValueError, match="unknown model"):
+        pattern_comparison(["stock"], [("point", 0.3)], [8], [0], models=["GRU-D"])
+    runs = pd.DataFrame(
+        {"dataset": ["s"], "pattern": ["point"], "rate": [0.1], "window": [8]}
+        | {"model": ["SAITS"], "mae": [0.1]}
+    )
+    with pytest.raises(ValueError, match="no rows of"):
+        pattern_verdict(runs)

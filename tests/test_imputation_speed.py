@@ -6,10 +6,11 @@ import torch
 
 from tsgen.data import make_sines
 from tsgen.imputation import make_imputer
-from tsgen.imputation.layers import TTTLinear
+from tsgen.imputation.layers import TTTMLP, TTTLinear
 from tsgen.imputation.speed import (
     forward_seconds,
     imputer_step_seconds,
+    interleaved_step_seconds,
     per_token_reference,
     step_seconds,
     training_batch,
@@ -58,3 +59,34 @@ def test_per_token_reference_is_the_layers_forward():
     x = torch.randn(2, 7, 8)
     with torch.no_grad():
         assert torch.allclose(per_token_reference(layer, x), layer(x), atol=1e-5)
+
+
+def test_interleaved_step_seconds_times_every_model_and_leaves_them_clean():
+    batch = training_batch(make_sines(4, length=6, n_features=2, seed=0))
+    imputers = {
+        name: make_imputer(name, 6, 2, d_model=8, n_heads=2, n_layers=1, d_ffn=8)
+        for name in ("SAITS", "TTTImputer")
+    }
+    seconds = interleaved_step_seconds(imputers, batch, repeats=2)
+    assert set(seconds) == set(imputers) and all(s > 0 for s in seconds.values())
+    for imputer in imputers.values():
+        assert not imputer.model.training
+        assert all(p.grad is None for p in imputer.model.parameters())
+    with pytest.raises(ValueError, match="repeats"):
+        interleaved_step_seconds(imputers, batch, repeats=0)
+
+
+def test_per_token_reference_scales_the_inner_lr_by_one_over_position():
+    # θ_t = θ_0 − (1/t) Σ_{s≤t} η_s ∇ℓ_s: with base_lr doubled and t = 2, the second
+    # token sees the same weights as under the constant scaling with the lr halved back
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 8, dtype=torch.float64)
+
+    def reference(scaling, base_lr):
+        torch.manual_seed(1)
+        layer = TTTMLP(8, 2, 2, base_lr=base_lr, inner_lr_scaling=scaling).double()
+        return per_token_reference(layer, x)
+
+    halved = reference("inverse_position", 2.0)
+    assert torch.allclose(halved[:, 1], reference("constant", 1.0)[:, 1])
+    assert not torch.allclose(halved[:, 1], reference("constant", 2.0)[:, 1])

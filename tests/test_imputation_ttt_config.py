@@ -39,6 +39,8 @@ def test_round_trip():
         ({"ORT_weight": 0, "MIT_weight": 0}, "both 0"),
         ({"engine_weight": -1}, "engine_weight must be a finite number >= 0"),
         ({"bidirectional": 1}, "bidirectional must be True or False"),
+        ({"training_loss": "huber"}, "training_loss='huber' is not supported"),
+        ({"inner_lr_scaling": "1/t"}, "inner_lr_scaling='1/t' is not supported"),
         (
             {"adaptation_engine": "tent"},
             "adaptation_engine='tent' is not supported; choose one of",

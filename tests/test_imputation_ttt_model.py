@@ -118,6 +118,57 @@ def test_without_validation_every_epoch_is_trained_and_the_last_kept(data, tmp_p
     assert list((tmp_path / "runs").iterdir())  # TensorBoard scalars
 
 
+def test_training_loss_option_is_the_error_of_the_ort_and_mit_terms(data):
+    """ "mae" (SAITS's, the default) and "mse" (the seed's) give different losses and weights."""
+    batch = {
+        "X": torch.tensor(np.nan_to_num(data["val"]["X"]), dtype=torch.float32),
+        "missing_mask": torch.tensor(data["val"]["missing_mask"]),
+        "X_ori": torch.tensor(np.nan_to_num(data["val"]["X_ori"]), dtype=torch.float32),
+        "indicating_mask": torch.tensor(data["val"]["indicating_mask"]),
+    }
+    losses = {}
+    for name in ("mae", "mse"):
+        imputer = TTTImputer(config(training_loss=name))
+        imputer.model.train()
+        out = imputer.model(batch, calc_criterion=True)
+        gap = out["reconstruction"] - batch["X_ori"]
+        error = gap.abs() if name == "mae" else gap**2
+        mask = batch["indicating_mask"]
+        expected = (error * mask).sum() / (mask.sum() + 1e-12)
+        torch.testing.assert_close(out["MIT_loss"], expected)
+        losses[name] = float(out["loss"].detach())
+    assert TTTImputerConfig(12, 3).training_loss == "mae"
+    assert losses["mae"] != pytest.approx(losses["mse"])
+    trained = [
+        TTTImputer(config(training_loss=name, epochs=1, patience=None))
+        .fit({"X": data["train"]["X"]})
+        .impute({"X": data["test"]["X"]})
+        for name in ("mae", "mse")
+    ]
+    assert not np.allclose(*trained)
+
+
+def test_inner_lr_scaling_reaches_every_ttt_layer(data):
+    scalings = {}
+    for name in ("constant", "inverse_position"):
+        imputer = TTTImputer(config(inner_lr_scaling=name))
+        seen = {
+            m.inner_lr_scaling
+            for m in imputer.model.encoder.modules()
+            if hasattr(m, "inner_lr_scaling")
+        }
+        assert seen == {name}
+        scalings[name] = imputer.model(
+            {
+                "X": torch.tensor(
+                    np.nan_to_num(data["test"]["X"]), dtype=torch.float32
+                ),
+                "missing_mask": torch.tensor(data["test"]["missing_mask"]),
+            }
+        )["reconstruction"]
+    assert not torch.allclose(scalings["constant"], scalings["inverse_position"])
+
+
 def test_predict_before_fit_is_an_error(data):
     with pytest.raises(RuntimeError, match="not trained"):
         TTTImputer(config()).impute({"X": data["test"]["X"]})

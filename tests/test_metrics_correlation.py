@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 
 from tsgen.data import make_sines
-from tsgen.metrics import correlation_distance, correlation_score, distort
+from tsgen.metrics import (
+    correlation_distance,
+    correlation_score,
+    cross_correlations,
+    distort,
+)
 
 
 def test_identical_sets_score_zero():
@@ -47,3 +52,14 @@ def test_errors():
         correlation_score(x, x, repeats=20)
     with pytest.raises(ValueError, match="features"):
         correlation_score(x, x[:, :, :2])
+
+
+def test_cross_correlations_are_the_mean_products_of_each_feature_pair():
+    x = np.random.default_rng(0).normal(size=(6, 20, 4)).cumsum(axis=1)
+    z = (x - x.mean(axis=(0, 1))) / x.std(axis=(0, 1), ddof=1)
+    left, right = np.tril_indices(4)
+    expected = [
+        (z[:, lag:, left] * z[:, : 20 - lag, right]).mean(axis=(0, 1))
+        for lag in range(3)
+    ]
+    np.testing.assert_allclose(cross_correlations(x, 3), expected, rtol=1e-12)

@@ -26,12 +26,20 @@ Adaptation settings (:class:`OptimizationParameters`, or a dict with the same
 keys; torch-ttt's ``optimizer_name`` is accepted)::
 
     {"optimizer": "adam" | "sgd", "lr": 1e-3, "num_steps": 3,
-     "parameters": "all" | "norm" | "<submodule name>", "momentum": 0.0}
+     "parameters": "all" | "norm" | "<submodule name>", "momentum": 0.0,
+     "scope": "batch" | "sample", "safeguard": False, "holdout": 0.25}
+
+``scope="batch"`` adapts a call's samples as one group, ``"sample"`` each
+sample on its own; ``safeguard=True`` keeps a step only when the
+self-supervised loss on a held-out part of the input improves. In adaptation
+every random draw of a sample comes from a stream keyed by the sample's
+content, so permuting a batch permutes the outputs.
 
 Registered engines (``available_engines()`` lists them, ``get_engine(name)``
 returns the class), each with its class and self-supervised loss:
 
-* ``"it3"``, :class:`IT3Engine`: idempotence ``f(x, f(x, 0)) = f(x, 0)``;
+* ``"it3"`` (alias ``"ittt"``, torch-ttt's name), :class:`IT3Engine`:
+  idempotence, ``f(x, embed(f(x))) = f(x)`` with the plain model as first pass;
 * ``"masked"``, :class:`MaskedReconstructionEngine`: an auxiliary head
   reconstructs hidden observed entries;
 * ``"self_reconstruction"``, :class:`SelfReconstructionEngine`: the model itself
@@ -90,8 +98,10 @@ one module per engine (``it3``, ``masked``, ``self_reconstruction``,
 ``forecast``), ``core`` (the networks :class:`MLPForecaster`,
 :class:`ConvImputer`), ``config`` and ``model`` (the estimator), ``data``
 (:func:`shifted_sines`: sines with a known shift) and ``experiments`` (chapter 4's
-protocol: :func:`~tsgen.adaptation.experiments.shift_experiment` and
-:func:`~tsgen.adaptation.experiments.adaptation_grid`).
+protocol: :func:`~tsgen.adaptation.experiments.shift_experiment`,
+:func:`~tsgen.adaptation.experiments.adaptation_grid` and the rule that picks
+steps and lr on validation draws,
+:func:`~tsgen.adaptation.experiments.choose_adaptation`).
 """
 
 from . import experiments

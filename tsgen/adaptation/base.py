@@ -10,12 +10,20 @@ implements the same contract for time series.
 from __future__ import annotations
 
 import abc
+import hashlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..config import JSONConfig, choice, non_negative, non_negative_int, positive
+from ..config import (
+    JSONConfig,
+    choice,
+    non_negative,
+    non_negative_int,
+    positive,
+    probability,
+)
 from ..runtime import check_seed, derive_seed, torch_generator
 
 # Normalisation layers adapted by ``parameters="norm"``
@@ -31,6 +39,10 @@ NORM_TYPES = tuple(
     if t
 )
 OPTIMIZERS = ("adam", "sgd")
+SCOPES = ("batch", "sample")
+# the random streams of one adaptation call: the steps' draws, the held-out
+# split of the safeguard and the draws of its check loss are independent
+STREAMS = {"adapt": 0, "split": 1, "check": 2}
 
 
 @dataclass
@@ -42,6 +54,26 @@ class OptimizationParameters(JSONConfig):
     ``parameters`` which model parameters adapt: ``"all"``, ``"norm"`` (the
     affine parameters of normalisation layers only) or the dotted name of a
     submodule of the model (e.g. ``"encoder"``). Auxiliary heads never adapt.
+
+    ``scope``: ``"batch"`` adapts the samples of one call together (the loss is
+    a mean over them: one domain, e.g. one patient's windows); ``"sample"``
+    adapts each sample on its own, from the stored weights (the plan of TTT,
+    Sun et al. 2020: one test input, one adaptation), exactly as calling
+    :meth:`BaseEngine.adapt` once per sample would.
+
+    ``safeguard`` (default off) keeps an adaptation step only when the engine's
+    self-supervised loss on a held-out part of the input improves: a fraction
+    ``holdout`` of the call's samples (at least one, at most all but one; drawn
+    from each sample's own random stream, so the split does not depend on their
+    order) is kept out of the steps and checked after every step; the weights
+    with the lowest held-out loss, the stored ones included, make the
+    prediction. A single sample (``scope="sample"``, or a batch of one) cannot
+    be split by samples: its check is the same loss with independent random
+    draws (other hidden entries for the masked engines), so for an engine
+    without randomness (IT³, tail forecasting) it keeps the steps that lower
+    the loss itself. A step whose loss is not finite ends the steps (instead
+    of the ``ValueError`` of an unguarded adaptation). Each check costs one
+    forward pass.
     """
 
     optimizer: str = "adam"
@@ -49,6 +81,9 @@ class OptimizationParameters(JSONConfig):
     num_steps: int = 3
     parameters: str = "all"
     momentum: float = 0.0
+    scope: str = "batch"
+    safeguard: bool = False
+    holdout: float = 0.25
 
     def __post_init__(self):
         if isinstance(self.optimizer, str):
@@ -57,6 +92,10 @@ class OptimizationParameters(JSONConfig):
         positive(self, "lr")
         non_negative_int(self, "num_steps")
         non_negative(self, "momentum")
+        choice(self, "scope", SCOPES)
+        if not isinstance(self.safeguard, bool):
+            raise ValueError(f"safeguard must be True or False; got {self.safeguard!r}")
+        probability(self, "holdout")
         if not isinstance(self.parameters, str) or not self.parameters:
             raise ValueError(
                 "parameters must be 'all', 'norm' or a "
@@ -146,6 +185,40 @@ def batch_size_of(inputs) -> int:
     return (inputs["X"] if isinstance(inputs, dict) else inputs).shape[0]
 
 
+def select(inputs, index):
+    """The samples ``index`` (a list of positions) of ``inputs``.
+
+    A dict's tensors whose first dimension is the batch are indexed; its other
+    entries are passed through unchanged.
+    """
+    n = batch_size_of(inputs)
+    if not isinstance(inputs, dict):
+        return inputs[index]
+    return {
+        k: v[index] if isinstance(v, torch.Tensor) and v.ndim and len(v) == n else v
+        for k, v in inputs.items()
+    }
+
+
+def sample_keys(inputs) -> list[int]:
+    """A 64-bit key per sample from its content alone (values, observed mask, shape).
+
+    Two samples with the same content get the same key wherever they sit in
+    their batch: the adaptation's random streams are keyed by it.
+    """
+    x, mask = split_inputs(inputs)
+    x = x.detach().to("cpu", torch.float64).numpy()
+    observed = mask.detach().to("cpu").bool().numpy()
+    keys = []
+    for values, seen in zip(x, observed, strict=True):
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(repr(values.shape).encode())
+        digest.update(values.tobytes())
+        digest.update(seen.tobytes())
+        keys.append(int.from_bytes(digest.digest(), "little"))
+    return keys
+
+
 # ---------------------------------------------------------------- modules and hooks
 
 
@@ -207,10 +280,13 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
       two calls on the same input agree. Works inside ``torch.no_grad()``. The
       returned tensors are detached: adaptation is inference.
 
-    Adaptation is per call: the loss is a mean over the batch, so a batch adapts
-    as one domain (e.g. one patient's windows); call once per sample to adapt
-    each sample on its own. Random choices of an engine (masks) come from
-    :meth:`rand`, never from the global RNG.
+    Adaptation is per call: with ``scope="batch"`` the loss is a mean over the
+    batch, so a batch adapts as one domain (e.g. one patient's windows);
+    ``scope="sample"`` adapts each sample on its own. Random choices of an
+    engine (masks) come from :meth:`rand`, never from the global RNG; in
+    adaptation each sample's draws come from its own stream, keyed by the
+    sample's content, so permuting a batch permutes the outputs and a sample's
+    masks are the same in any batch.
     """
 
     name = ""  # set by @register
@@ -229,6 +305,10 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
         # "train" and "adapt", made at first use
         self._generators: dict[str, torch.Generator] = {}
         self._adapting = False
+        # in adaptation: the current call's sample keys, stream and generators
+        self._keys: list[int] = []
+        self._stream = "adapt"
+        self._sample_generators: dict[tuple[str, int], torch.Generator] = {}
 
     # True for engines built as (model, layer, example_inputs, ...): they hook a features layer
     hooks_layer = False
@@ -281,22 +361,64 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
         """Uniform draws in ``[0, 1)`` from the engine's own generators, never from the global RNG.
 
         In training one generator (seeded from ``seed``) runs on across calls, so
-        each step draws a new mask and a run is reproducible. In adaptation the
-        draws restart from ``seed`` at every :meth:`adapt` call, so an output
-        depends on its input only; ``repeat=True`` restarts them at every step
-        too (the same mask for each step of a call).
+        each step draws a new mask and a run is reproducible.
+
+        In adaptation a draw whose first dimension is the batch is made per
+        sample: row ``i`` comes from a stream seeded with ``seed`` and a hash of
+        sample ``i``'s content (:func:`sample_keys`), so it does not depend on
+        the sample's position nor on the other samples (a permuted batch gets
+        permuted masks; a sample gets the same masks alone as in any batch).
+        The streams restart at every :meth:`adapt` call and run on across its
+        steps; ``repeat=True`` restarts them at every step too (the same mask
+        for each step of a call). Draws of another shape (shared by the batch)
+        come from one stream seeded with ``seed``, restarted in the same way.
+        Per-sample draws are made on the CPU and moved to ``device``, so they
+        are the same on every device.
         """
         device = torch.device(device)
-        key = "adapt" if self._adapting else "train"
+        shape = tuple(shape)
+        if self._adapting and shape and shape[0] == len(self._keys):
+            rows = {}
+            for key in self._keys:  # a duplicated sample gets the same row
+                if key not in rows:
+                    rows[key] = torch.rand(
+                        shape[1:], generator=self._sample_generator(key, repeat)
+                    )
+            return torch.stack([rows[key] for key in self._keys]).to(device)
+        key = self._stream if self._adapting else "train"
         generator = self._generators.get(key)
         moved = generator is not None and (
             generator.device.type != device.type
             or device.index not in (None, generator.device.index)
         )
         if generator is None or moved or (repeat and self._adapting):
-            seed = self.seed if self._adapting else derive_seed(self.seed, 1)
+            if key == "train":
+                seed = derive_seed(self.seed, 1)
+            elif key == "adapt":
+                seed = self.seed
+            else:
+                seed = derive_seed(self.seed, 10 + STREAMS[key])
             generator = self._generators[key] = torch_generator(seed, device)
         return torch.rand(shape, device=device, generator=generator)
+
+    def _sample_generator(self, key: int, restart: bool) -> torch.Generator:
+        """Sample ``key``'s generator in the current stream (a fresh one with ``restart``)."""
+        slot = (self._stream, key)
+        if restart or slot not in self._sample_generators:
+            self._sample_generators[slot] = torch_generator(
+                derive_seed(self.seed, key, STREAMS[self._stream])
+            )
+        return self._sample_generators[slot]
+
+    def _loss_on(self, inputs, keys: list[int], stream: str):
+        """``ttt_forward(inputs)`` with the per-sample streams of ``keys`` in ``stream``."""
+        self._keys, self._stream = keys, stream
+        if stream == "check":  # every check draws the same held-out masks
+            self._sample_generators = {
+                k: g for k, g in self._sample_generators.items() if k[0] != "check"
+            }
+            self._generators.pop("check", None)
+        return self.ttt_forward(inputs)
 
     def adapted_parameters(self, which: str) -> list[nn.Parameter]:
         """The model parameters that adapt: ``"all"``, ``"norm"`` or a submodule's."""
@@ -324,6 +446,11 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
     def adapt(self, inputs, optimization_parameters=None):
         """Adapt to ``inputs``, predict, restore the stored weights: ``(outputs, loss_ttt)``.
 
+        ``scope="batch"`` adapts the batch as one group; ``scope="sample"``
+        adapts each sample alone (a loop over the samples; ``loss_ttt`` is then
+        the mean of their losses). With ``safeguard`` the held-out check of
+        :class:`OptimizationParameters` picks the weights that predict.
+
         A diverging adaptation (a non-finite loss at any step, or non-finite
         outputs at the end) raises a ``ValueError`` naming the step and ``lr``
         instead of returning NaN; the weights are restored either way.
@@ -332,36 +459,38 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
             optimization_parameters or self.optimization_parameters
         )
         params = self.adapted_parameters(opt.parameters)
+        n = batch_size_of(inputs)
+        if opt.scope == "batch" or n == 1:
+            return self._adapt_group(inputs, opt, params)
+        results = [
+            self._adapt_group(select(inputs, [i]), opt, params) for i in range(n)
+        ]
+        outputs, losses = zip(*results, strict=True)
+        return torch.cat(outputs), torch.stack(losses).mean()
+
+    def _adapt_group(self, inputs, opt: OptimizationParameters, params):
+        """:meth:`adapt` of one group of samples (the whole call with ``scope="batch"``)."""
         state = {k: v.detach().clone() for k, v in self.state_dict().items()}
         grads = {p: p.grad for p in self.parameters()}
         was_training = self.training
+        keys = sample_keys(inputs)
+        # the group runs in the order of its sample keys, so a permuted batch
+        # gives bit-identical (permuted) outputs: sums over the batch do not
+        # depend on the caller's order
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        if order != list(range(len(keys))):
+            inputs, keys = select(inputs, order), [keys[i] for i in order]
         self._adapting = True
-        self._generators.pop("adapt", None)
+        self._sample_generators = {}
+        for stream in STREAMS:
+            self._generators.pop(stream, None)
         try:
             # adaptation runs with dropout off and frozen BatchNorm statistics
             self.eval()
             if opt.num_steps > 0:
-                if opt.optimizer == "adam":
-                    optimizer = torch.optim.Adam(params, lr=opt.lr)
-                else:
-                    optimizer = torch.optim.SGD(
-                        params, lr=opt.lr, momentum=opt.momentum
-                    )
-                with torch.enable_grad():  # callers often predict under no_grad
-                    for step in range(opt.num_steps):
-                        optimizer.zero_grad(set_to_none=True)
-                        _, loss = self.ttt_forward(inputs)
-                        if not all_finite(loss):
-                            raise ValueError(
-                                f"adaptation diverged: the self-supervised loss is "
-                                f"{loss.item()} at step {step + 1} of "
-                                f"{opt.num_steps} (lr={opt.lr:g}); lower the "
-                                "adaptation lr or num_steps"
-                            )
-                        loss.backward()
-                        optimizer.step()
+                self._steps(inputs, keys, opt, params)
             with torch.no_grad():
-                outputs, loss = self.ttt_forward(inputs)
+                outputs, loss = self._loss_on(inputs, keys, "adapt")
             # a last step can blow the weights up without a non-finite loss before it
             if not (all_finite(outputs) and all_finite(loss)):
                 raise ValueError(
@@ -376,8 +505,74 @@ class BaseEngine(nn.Module, metaclass=abc.ABCMeta):
             for p, g in grads.items():
                 p.grad = g
             self._adapting = False
+            self._keys, self._stream, self._sample_generators = [], "adapt", {}
             self.train(was_training)
+        if order != list(range(len(keys))):
+            outputs = outputs[torch.as_tensor(order).argsort().to(outputs.device)]
         return outputs.detach(), loss.detach()
+
+    def _holdout(self, keys: list[int], fraction: float) -> tuple[list, list]:
+        """Positions of the adaptation part and of the held-out check part.
+
+        The ``round(fraction * n)`` samples (at least one, at most ``n - 1``)
+        with the smallest draw of their own ``"split"`` stream are held out, so
+        the split follows the samples, not their order. One sample is both.
+        """
+        n = len(keys)
+        if n == 1:
+            return [0], [0]
+        self._stream = "split"
+        draws = [
+            float(torch.rand((), generator=self._sample_generator(k, True)))
+            for k in keys
+        ]
+        order = sorted(range(n), key=lambda i: (draws[i], keys[i]))
+        n_check = min(max(round(fraction * n), 1), n - 1)
+        # each part keeps the group's order (that of the keys)
+        return sorted(order[n_check:]), sorted(order[:n_check])
+
+    def _steps(self, inputs, keys, opt: OptimizationParameters, params) -> None:
+        """``opt.num_steps`` steps on ``loss_ttt``; with ``safeguard``, the best-checked weights."""
+        if opt.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=opt.lr)
+        else:
+            optimizer = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum)
+        fit, fit_keys = inputs, keys
+        if opt.safeguard:
+            fit_at, check_at = self._holdout(keys, opt.holdout)
+            fit, fit_keys = select(inputs, fit_at), [keys[i] for i in fit_at]
+            check, check_keys = select(inputs, check_at), [keys[i] for i in check_at]
+
+            def held_out_loss() -> float:
+                with torch.no_grad():
+                    value = self._loss_on(check, check_keys, "check")[1]
+                return float(value) if all_finite(value) else float("inf")
+
+            best_loss = held_out_loss()
+            best = [p.detach().clone() for p in params]
+        with torch.enable_grad():  # callers often predict under no_grad
+            for step in range(opt.num_steps):
+                optimizer.zero_grad(set_to_none=True)
+                _, loss = self._loss_on(fit, fit_keys, "adapt")
+                if not all_finite(loss) and opt.safeguard:
+                    break  # the best-checked weights so far predict
+                if not all_finite(loss):
+                    raise ValueError(
+                        f"adaptation diverged: the self-supervised loss is "
+                        f"{loss.item()} at step {step + 1} of "
+                        f"{opt.num_steps} (lr={opt.lr:g}); lower the "
+                        "adaptation lr or num_steps"
+                    )
+                loss.backward()
+                optimizer.step()
+                if opt.safeguard:
+                    checked = held_out_loss()
+                    if checked < best_loss:
+                        best_loss, best = checked, [p.detach().clone() for p in params]
+        if opt.safeguard:
+            with torch.no_grad():
+                for p, value in zip(params, best, strict=True):
+                    p.copy_(value)
 
 
 def all_finite(value) -> bool:

@@ -28,7 +28,9 @@ class MaskedReconstructionEngine(BaseEngine):
     hidden and missing entries as 0) or a dict with ``X`` and ``missing_mask``
     (hidden entries get ``X = 0`` and ``missing_mask = 0``, as PyPOTS models expect).
     The reconstruction head is built here, from ``example_inputs`` or from
-    ``features_shape`` and ``input_shape`` (per sample).
+    ``features_shape`` and ``input_shape`` (per sample). In adaptation each
+    sample's mask comes from its own stream (:meth:`BaseEngine.rand`), a new
+    one at every step, so a sample's masks do not depend on its batch.
     """
 
     hooks_layer = True

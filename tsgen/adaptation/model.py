@@ -175,8 +175,12 @@ class TTTForecaster(Estimator):
         ``adapt``: ``True`` uses the config's adaptation, ``False`` none, a dict
         overrides some of its fields, an :class:`OptimizationParameters` replaces
         it. Each batch of ``batch_size`` contexts (default ``config.batch_size``;
-        otherwise a positive integer, 0 is an error) adapts as one group; the
-        stored weights never change. A diverging adaptation or a non-finite
+        otherwise a positive integer, 0 is an error) is one call of the engine:
+        it adapts as one group with ``scope="batch"``, each context on its own
+        with ``scope="sample"`` (the forecasts then do not depend on
+        ``batch_size``); ``safeguard`` keeps only the steps that a held-out
+        check approves (see :class:`OptimizationParameters`). The stored
+        weights never change. A diverging adaptation or a non-finite
         forecast is a ``ValueError``, never NaN in the result.
         """
         if not self.history:

@@ -1,4 +1,12 @@
-"""Engines by name, as in torch-ttt: ``@register("name")``, ``get_engine(name)``, ``build_engine(...)``."""
+"""Engines by name, as in torch-ttt: ``@register("name")``, ``get_engine(name)``, ``build_engine(...)``.
+
+An engine may also answer to aliases (``@register("it3", aliases=("ittt",))``:
+torch-ttt registers IT³ as ``"ittt"``). :func:`get_engine` and
+:func:`build_engine` accept an alias wherever a name goes; an engine built from
+one is the same class (its ``name`` is the registered name), and
+:func:`available_engines` lists each engine once, by its name, unless asked
+for the aliases too.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +15,31 @@ from torch import nn
 from .base import BaseEngine
 
 _REGISTRY: dict[str, type[BaseEngine]] = {}
+_ALIASES: dict[str, str] = {}  # alias -> registered name
 
 
-def register(name: str):
-    """Class decorator: make an engine class available as ``get_engine(name)``."""
+def register(name: str, *, aliases: tuple[str, ...] = ()):
+    """Class decorator: make an engine class available as ``get_engine(name)`` (and each alias)."""
 
     def decorator(cls):
         if not (isinstance(cls, type) and issubclass(cls, BaseEngine)):
             raise TypeError(
                 f"engine {name!r} must be a subclass of BaseEngine; got {cls!r}"
             )
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
+        for key in (name, *aliases):
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"engine names must be non-empty strings; got {key!r}")
+            taken = _REGISTRY.get(_ALIASES.get(key, key))
+            if taken is not None and taken is not cls:
+                raise ValueError(
+                    f"an engine is already registered as {key!r}: {taken.__name__}"
+                )
+        if name in _ALIASES:
             raise ValueError(
-                "an engine is already registered as "
-                f"{name!r}: {_REGISTRY[name].__name__}"
+                f"{name!r} is an alias of {_ALIASES[name]!r}; pick another name"
             )
         _REGISTRY[name] = cls
+        _ALIASES.update(dict.fromkeys(aliases, name))
         cls.name = name
         return cls
 
@@ -30,12 +47,14 @@ def register(name: str):
 
 
 def get_engine(name: str) -> type[BaseEngine]:
-    """The engine class registered as ``name``; ValueError listing the known names otherwise."""
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"unknown engine {name!r}; known engines: {available_engines()}"
-        )
-    return _REGISTRY[name]
+    """The engine class registered as ``name`` (or an alias); ValueError listing the known names."""
+    key = _ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        known = available_engines()
+        aliases = {a: n for a, n in sorted(_ALIASES.items()) if n in _REGISTRY}
+        also = f" (aliases: {aliases})" if aliases else ""
+        raise ValueError(f"unknown engine {name!r}; known engines: {known}{also}")
+    return _REGISTRY[key]
 
 
 def build_engine(
@@ -67,6 +86,9 @@ def build_engine(
     )
 
 
-def available_engines() -> list[str]:
-    """The registered names, sorted."""
-    return sorted(_REGISTRY)
+def available_engines(aliases: bool = False) -> list[str]:
+    """The registered names, sorted; with ``aliases=True`` the aliases too (every name accepted)."""
+    names = set(_REGISTRY)
+    if aliases:
+        names |= {a for a, n in _ALIASES.items() if n in _REGISTRY}
+    return sorted(names)

@@ -29,8 +29,9 @@ class SelfReconstructionEngine(BaseEngine):
     then seen as 0) or a dict with ``X`` and ``missing_mask`` (hidden entries get
     ``X = 0`` and ``missing_mask = 0``). ``mask_ratio`` is the fraction of
     observed entries hidden. In training a new mask is drawn at every call; in
-    adaptation one mask (seeded with ``seed``) serves every step of a call, so
-    the loss before and after the steps is measured on the same entries.
+    adaptation one mask per sample (seeded with ``seed`` and the sample's
+    content, whatever its position in the batch) serves every step of a call,
+    so the loss before and after the steps is measured on the same entries.
     """
 
     def __init__(

@@ -59,7 +59,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="execute even the chapters whose executed copy is up to date",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="chapters executed at a time (the results chapter runs last)",
+    )
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1; got {args.jobs}")
+    return args
 
 
 def main(argv=None) -> int:
@@ -73,6 +82,7 @@ def main(argv=None) -> int:
             profile=args.profile,
             extra=extra,
             force=args.force,
+            jobs=args.jobs,
         )
     except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -256,6 +257,7 @@ def run_notebooks(
     extra: dict | None = None,
     profiles_dir: str | Path = PROFILES_DIR,
     force: bool = False,
+    jobs: int = 1,
 ) -> dict[str, float]:
     """Execute the chapters ``names`` (all by default) with their profile overrides plus ``extra``.
 
@@ -265,8 +267,8 @@ def run_notebooks(
     ``output_dir`` and their results files to ``output_dir/results`` (unless
     ``$TSGEN_RESULTS_DIR`` says otherwise), and a chapter whose copy is up to
     date with its inputs is skipped unless ``force``. Notebook and parameter
-    names and types are all checked before anything runs. Returns the wall
-    time of each chapter executed, in seconds.
+    names and types are all checked before anything runs; ``jobs`` chapters
+    run at a time. Returns the wall time of each chapter executed, in seconds.
     """
     available = {p.stem: p for p in sorted(Path(notebooks_dir).glob("*.ipynb"))}
     wanted = [Path(n).stem for n in names] if names else list(available)
@@ -290,42 +292,67 @@ def run_notebooks(
     if output_dir is not None and RESULTS_ENV not in os.environ:
         environment[RESULTS_ENV] = str(Path(output_dir).resolve() / "results")
     with _environment(environment):
-        return _run(plan, output_dir, profile, force)
+        return _run(plan, output_dir, profile, force, jobs)
 
 
-def _run(plan, output_dir, profile: str, force: bool) -> dict[str, float]:
+def _run(plan, output_dir, profile: str, force: bool, jobs: int) -> dict[str, float]:
+    """Execute the chapters of ``plan`` that are not up to date, ``jobs`` at a time.
+
+    A chapter that reads results (``READS_RESULTS``) waits for every other
+    chapter, and its inputs are read after they finished. Each chapter's kernel
+    pins its own numerics and threads, so running two at once changes the wall
+    times only.
+    """
     results = Path(os.environ.get(RESULTS_ENV, REPO / "book" / "results")).resolve()
+    readers = [item for item in plan if READS_RESULTS in notebook_parameters(item[0])]
+    others = [item for item in plan if item not in readers]
     times = {}
-    for notebook, params in plan:
-        output = notebook if output_dir is None else Path(output_dir) / notebook.name
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
-        digest = inputs_digest(notebook, profile, params, results)
-        if output_dir is not None and not force and up_to_date(output, digest, results):
-            print(
-                f"[tsgen.book] {notebook.stem} is up to date in {output} "
-                f"(inputs {digest[:12]}): not executed again",
-                flush=True,
-            )
-            continue
-        print(
-            f"[tsgen.book] {notebook} -> {output} ({profile} profile: {shown})",
-            flush=True,
-        )
-        before = _snapshot(results)
-        times[notebook.stem] = execute(notebook, output, params)
-        if output_dir is not None:
-            written = sorted(
-                name
-                for name, stamp in _snapshot(results).items()
-                if before.get(name) != stamp
-            )
-            executed = nbformat.read(output, as_version=4)
-            executed.metadata[METADATA_KEY] = {"inputs": digest, "results": written}
-            nbformat.write(executed, output)
-        print(
-            f"[tsgen.book] {notebook.stem} done in {times[notebook.stem]:.1f} s",
-            flush=True,
-        )
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for stage in (others, readers):
+            running = {}
+            for notebook, params in stage:
+                output = (
+                    notebook if output_dir is None else Path(output_dir) / notebook.name
+                )
+                digest = inputs_digest(notebook, profile, params, results)
+                if (
+                    output_dir is not None
+                    and not force
+                    and up_to_date(output, digest, results)
+                ):
+                    print(
+                        f"[tsgen.book] {notebook.stem} is up to date in {output} "
+                        f"(inputs {digest[:12]}): not executed again",
+                        flush=True,
+                    )
+                    continue
+                shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+                print(
+                    f"[tsgen.book] {notebook} -> {output} "
+                    f"({profile} profile: {shown or 'defaults'})",
+                    flush=True,
+                )
+                future = pool.submit(execute, notebook, output, params)
+                running[future] = (notebook, output, digest)
+            for future in as_completed(running):
+                notebook, output, digest = running[future]
+                times[notebook.stem] = future.result()
+                if output_dir is not None:
+                    # Chapter.save_results names the file after the chapter
+                    written = sorted(
+                        p.name for p in results.glob(f"{notebook.stem}.{profile}.json")
+                    )
+                    executed = nbformat.read(output, as_version=4)
+                    executed.metadata[METADATA_KEY] = {
+                        "inputs": digest,
+                        "results": written,
+                    }
+                    nbformat.write(executed, output)
+                print(
+                    f"[tsgen.book] {notebook.stem} done in "
+                    f"{times[notebook.stem]:.1f} s",
+                    flush=True,
+                )
     return times
 
 
@@ -342,10 +369,3 @@ def _environment(variables: dict[str, str]):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _snapshot(folder: Path) -> dict[str, int]:
-    """The results files in ``folder`` with their modification times (ns)."""
-    if not folder.exists():
-        return {}
-    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}

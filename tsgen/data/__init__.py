@@ -8,11 +8,18 @@ and 5-minute step.
 
 from . import cgm, glucose
 from .missing import PATTERNS, add_missingness, missing_rate, missingness_by_pattern
+from .mujoco import hopper_trajectories, mujoco_windows
 from .scaling import MinMaxScaler
 from .sines import make_sines
 from .summary import missingness_summary, window_summary
 from .timegan import DATASETS as TIMEGAN_DATASETS
-from .timegan import data_dir, fetch_timegan_csv, load_timegan, timegan_windows
+from .timegan import (
+    data_dir,
+    fetch_timegan_csv,
+    load_timegan,
+    timegan_series,
+    timegan_windows,
+)
 from .windows import sliding_windows, split_by_time, windowed_splits
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "add_missingness",
     "cgm",
     "glucose",
+    "hopper_trajectories",
     "data_dir",
     "fetch_timegan_csv",
     "load_timegan",
@@ -29,8 +37,10 @@ __all__ = [
     "missing_rate",
     "missingness_by_pattern",
     "missingness_summary",
+    "mujoco_windows",
     "sliding_windows",
     "split_by_time",
+    "timegan_series",
     "timegan_windows",
     "window_summary",
     "windowed_splits",

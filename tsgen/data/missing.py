@@ -67,6 +67,7 @@ def add_missingness(
     seq_len: int = 4,
     block_len: int = 4,
     block_width: int = 2,
+    allow_empty: bool = False,
 ) -> dict[str, np.ndarray]:
     """Remove values from ``X`` ``[n_samples, length, features]`` with one pattern.
 
@@ -74,6 +75,10 @@ def add_missingness(
     (the input, with its own NaN if it had any), ``missing_mask`` (1 where ``X``
     is observed) and ``indicating_mask`` (1 where a value was removed here, so
     it can be used to score an imputation).
+
+    A window left with no observed value is an error (a high rate on short or
+    univariate windows); ``allow_empty=True`` returns it instead, for a caller
+    that sets such windows aside (they carry nothing to impute from).
 
     pygrinder draws from NumPy's global generator: it runs inside
     :func:`tsgen.runtime.seeded`, so the caller's global state is left as it was.
@@ -130,7 +135,7 @@ def add_missingness(
 
     missing_mask = (~np.isnan(x)).astype(np.float32)
     indicating_mask = (np.isnan(x) & ~np.isnan(x_ori)).astype(np.float32)
-    if (missing_mask.sum(axis=(1, 2)) == 0).any():
+    if not allow_empty and (missing_mask.sum(axis=(1, 2)) == 0).any():
         raise ValueError(
             f"pattern {pattern!r} at rate {rate} removed every value of "
             "at least one window; lower the rate or use longer windows"

@@ -172,8 +172,18 @@ def timegan_windows(
     :func:`tsgen.data.windowed_splits` and fit the scaler on ``train``.
     Returns windows ``[n, length, features]`` in [0, 1] and the fitted scaler.
     """
+    series, scaler = timegan_series(name, reverse_like_timegan, cache_dir)
+    return sliding_windows(series, length, stride), scaler
+
+
+def timegan_series(
+    name: str,
+    reverse_like_timegan: bool = True,
+    cache_dir: str | Path | None = None,
+) -> tuple[np.ndarray, MinMaxScaler]:
+    """The whole series ``[time, features]`` as :func:`timegan_windows` windows it: flipped, scaled to [0, 1]."""
     values = load_timegan(name, cache_dir).to_numpy(dtype=float)
     if reverse_like_timegan:
         values = values[::-1]
     scaler = MinMaxScaler().fit(values)
-    return sliding_windows(scaler.transform(values), length, stride), scaler
+    return scaler.transform(values), scaler

@@ -25,6 +25,23 @@ COMPLETIONS = ("tst", "zero", "linear")
 NORMS = ("BatchNorm", "LayerNorm")
 ACTIVATIONS = ("relu", "gelu")
 POSITIONAL = ("fixed", "learnable")
+# what the diffusion model learns: the completed series (observed values kept,
+# gaps from the completer) or the completer's reconstruction everywhere
+DIFFUSION_TARGETS = ("completed", "reconstruction")
+# the completer's phase-1 loss on observed entries: MSE or 10 * sqrt(MSE)
+TST_LOSSES = ("mse", "scaled_rmse")
+
+# Where tsgen departs from the released ImagenI2R code, the released code's choice
+# (GenerationConfig.build(..., released=True) applies them all; chapter 8 ablates
+# each one). Not reproduced: the released code's ADM U-Net (DhariwalUNet); tsgen
+# uses diffusers' UNet2DModel at the same widths.
+RELEASED_CODE = {
+    "diffusion_target": "reconstruction",
+    "tst_pretrain_loss": "scaled_rmse",
+    "ema_warmup": False,
+    "ema_copy_steps": 100,
+    "tst_output_layer": True,
+}
 
 
 @dataclass
@@ -51,6 +68,10 @@ class GenerationConfig(JSONConfig):
     tst_pos_encoding: str = "fixed"
     tst_activation: str = "gelu"
     tst_norm: str = "BatchNorm"
+    # the released code's Linear(d_model, d_model) between the encoder and the decoder
+    tst_output_layer: bool = False
+    tst_pretrain_loss: str = "mse"  # phase 1 (see TST_LOSSES)
+    diffusion_target: str = "completed"  # see DIFFUSION_TARGETS
     decoder_layers: int = 3
     # 0: halfway between tst_d_model and n_features, as the reference
     decoder_hidden: int = 0
@@ -68,6 +89,7 @@ class GenerationConfig(JSONConfig):
     s_churn: float = 0.0  # 0: the deterministic Heun sampler
     ema_decay: float = 0.9999
     ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) after n updates
+    ema_copy_steps: int = 0  # the EMA copies the weights for this many first updates
     # training
     # phase 1: TST pre-training (skipped unless completion == "tst")
     tst_epochs: int = 30
@@ -95,8 +117,12 @@ class GenerationConfig(JSONConfig):
             "sampling_steps",
             "batch_size",
         )
-        non_negative_int(self, "decoder_hidden", "tst_epochs", "epochs", "seed")
-        boolean(self, "masked", "ema_warmup")
+        non_negative_int(
+            self, "decoder_hidden", "tst_epochs", "epochs", "seed", "ema_copy_steps"
+        )
+        boolean(self, "masked", "ema_warmup", "tst_output_layer")
+        choice(self, "diffusion_target", DIFFUSION_TARGETS)
+        choice(self, "tst_pretrain_loss", TST_LOSSES)
         choice(self, "completion", COMPLETIONS)
         choice(self, "tst_norm", NORMS)
         choice(self, "tst_activation", ACTIVATIONS)
@@ -150,6 +176,11 @@ class GenerationConfig(JSONConfig):
             raise ValueError(
                 f"GenerationConfig: delay ({self.delay}) > "
                 f"embedding ({self.embedding}) would skip time steps"
+            )
+        if self.diffusion_target == "reconstruction" and self.completion != "tst":
+            raise ValueError(
+                "GenerationConfig: diffusion_target 'reconstruction' needs the TST "
+                f"completer (completion='tst'); got completion={self.completion!r}"
             )
         if self.tst_d_model % self.tst_heads:
             raise ValueError(
@@ -206,10 +237,19 @@ class GenerationConfig(JSONConfig):
 
     @classmethod
     def build(
-        cls, length: int, n_features: int, paper: bool = False, **overrides
+        cls,
+        length: int,
+        n_features: int,
+        paper: bool = False,
+        released: bool = False,
+        **overrides,
     ) -> GenerationConfig:
-        """:meth:`paper` when ``paper`` is true, else :meth:`for_length`; ``overrides`` win in both."""
-        return (cls.paper if paper else cls.for_length)(length, n_features, **overrides)
+        """:meth:`paper` when ``paper`` is true, else :meth:`for_length`; with ``released`` the
+        released code's choices (:data:`RELEASED_CODE`) too; ``overrides`` win over both."""
+        base = RELEASED_CODE if released else {}
+        return (cls.paper if paper else cls.for_length)(
+            length, n_features, **{**base, **overrides}
+        )
 
 
 def _preset(length: int) -> tuple[int, int]:

@@ -253,9 +253,16 @@ class GRUDecoder(nn.Module):
 class TSTCompleter(nn.Module):
     """TST encoder + GRU decoder: reconstructs a whole window from its observed time steps."""
 
-    def __init__(self, encoder: TSTEncoder, decoder: GRUDecoder):
+    def __init__(
+        self,
+        encoder: TSTEncoder,
+        decoder: GRUDecoder,
+        output_layer: nn.Module | None = None,
+    ):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
+        # the released code's Linear(d_model, d_model) on the encoder states
+        self.output_layer = output_layer
 
     @classmethod
     def from_config(cls, config) -> TSTCompleter:
@@ -277,7 +284,12 @@ class TSTCompleter(nn.Module):
             config.decoder_layers,
             config.n_features,
         )
-        return cls(encoder, decoder)
+        output_layer = (
+            nn.Linear(config.tst_d_model, config.tst_d_model)
+            if config.tst_output_layer
+            else None
+        )
+        return cls(encoder, decoder, output_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The reconstruction ``[batch, length, features]`` of windows with NaN for missing values."""
@@ -286,10 +298,22 @@ class TSTCompleter(nn.Module):
         keep = ~torch.isnan(x).any(dim=2)
         # a window whose every step has a gap would leave attention nothing to attend to
         keep = torch.where(keep.any(dim=1, keepdim=True), keep, torch.ones_like(keep))
-        return self.decoder(self.encoder(propagate_values(x), keep))
+        h = self.encoder(propagate_values(x), keep)
+        if self.output_layer is not None:
+            h = self.output_layer(h)
+        return self.decoder(h)
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return masked_mse(self(x), x, ~torch.isnan(x))
+    def loss(self, x: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+        """The reconstruction loss on the observed entries: ``"mse"`` or ``"scaled_rmse"``.
+
+        ``"scaled_rmse"`` is 10 * sqrt(MSE), the released code's pre-training loss.
+        """
+        mse = masked_mse(self(x), x, ~torch.isnan(x))
+        if kind == "mse":
+            return mse
+        if kind == "scaled_rmse":
+            return 10 * torch.sqrt(mse)
+        raise ValueError(f"loss kind must be 'mse' or 'scaled_rmse'; got {kind!r}")
 
     def complete(self, x: torch.Tensor) -> torch.Tensor:
         """Observed values kept, missing ones taken from the reconstruction."""

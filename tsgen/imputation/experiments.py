@@ -1,7 +1,8 @@
 """The imputation chapters' protocols as functions: the TTT imputer beside PyPOTS's baselines, in one code path.
 
 Data: :func:`imputation_splits` makes time-ordered train / validation / test
-windows of a TimeGAN data set with point missingness (the scaler sees only
+windows of a TimeGAN data set or of the real CGM records (:func:`cgm_windows`,
+their own gaps kept) with one missingness pattern on top (the scaler sees only
 training windows); :func:`split_summary` describes them; :func:`standardised`
 scales every window by its own observed values (:func:`window_stats`).
 
@@ -13,7 +14,9 @@ scores imputations already made.
 Experiments (one row per run, numeric columns; summarise over seeds with
 ``tsgen.book.tables.summarize``):
 
-* :func:`compare`: data sets × missing rates × seeds × models (chapter 3);
+* :func:`pattern_comparison`: data sets × missing patterns and rates × window
+  lengths × seeds × models, and :func:`pattern_verdict`, where ``TTTImputer``
+  beats SAITS and linear interpolation (chapter 3);
 * :func:`ablations` over :func:`ablation_variants`, with :func:`adaptation_sweep`
   on the reference model (chapter 3);
 * :func:`direction_sensitivity`: what one output step of a forward-only and a
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 import pandas as pd
@@ -42,15 +45,18 @@ from ..data import (
     add_missingness,
     load_timegan,
     make_sines,
+    sliding_windows,
+    split_by_time,
     windowed_splits,
 )
+from ..data.cgm import STEP_MIN, load_cgm, regularize
 from ..metrics.imputation import imputation_errors
 from ..runtime import derive_seed, quiet, resolve_device, seeded, torch_generator
 from ..runtime import progress as progress_bar
 from .layers import BidirectionalTTT, TTTLinear, make_ttt_layer
 from .speed import (
     forward_seconds,
-    imputer_step_seconds,
+    interleaved_step_seconds,
     per_token_reference,
     training_batch,
 )
@@ -58,6 +64,12 @@ from .ttt import TTTImputer, TTTImputerConfig
 
 MODELS = ("TTTImputer", "SAITS", "Transformer", "BRITS", "LOCF", "Lerp", "Mean")
 LABELS = {"Lerp": "linear interpolation", "Mean": "mean"}
+# the real CGM records of Hall et al. 2018 (tsgen.data.cgm), beside TimeGAN's names
+CGM_DATASET = "cgm"
+# TSI-Bench's names for tsgen.data's patterns
+PATTERN_LABELS = {"point": "point", "sequence": "subsequence", "block": "block"}
+# the pattern grid's models: BRITS, the slowest, is left out
+GRID_MODELS = tuple(m for m in MODELS if m != "BRITS")
 LAYER_NAMES = {"linear": "TTT-Linear", "mlp": "TTT-MLP"}
 
 
@@ -73,6 +85,100 @@ def _evenly(windows: np.ndarray, limit: int | None) -> np.ndarray:
     ]
 
 
+def _observed_pieces(part: np.ndarray, longest_gap: int) -> list[np.ndarray]:
+    """``part`` ``[time, 1]`` cut at runs of more than ``longest_gap`` missing steps, trimmed to observed ends."""
+    seen = np.flatnonzero(~np.isnan(part[:, 0]))
+    if not seen.size:
+        return []
+    new = np.r_[True, np.diff(seen) - 1 > longest_gap]
+    firsts = seen[new]
+    lasts = np.r_[seen[np.flatnonzero(new)[1:] - 1], seen[-1]]
+    return [part[a : b + 1] for a, b in zip(firsts, lasts, strict=True)]
+
+
+def cgm_windows(
+    length: int,
+    stride: int = 1,
+    fractions=(0.7, 0.1, 0.2),
+    max_gap_min: int = 60,
+    name: str = "hall",
+) -> dict[str, np.ndarray]:
+    """Train / validation / test windows ``[n, length, 1]`` of real CGM glucose (mmol/L), with their real gaps.
+
+    Each patient's record (:func:`tsgen.data.cgm.load_cgm`, ``"hall"``: 19
+    people, Dexcom, 5-minute grid) is split in time order by ``fractions``, so
+    no test time step is seen in training; each part is cut where the sensor
+    was silent for more than ``max_gap_min`` minutes (a gap that long is a
+    removed sensor, not missingness to impute), and windowed. The shorter gaps
+    stay as NaN: the real missingness (a window with no reading at all is
+    dropped).
+    """
+    if int(max_gap_min) != max_gap_min or max_gap_min < STEP_MIN:
+        raise ValueError(
+            f"max_gap_min must be an integer >= {STEP_MIN} (one reading); "
+            f"got {max_gap_min!r}"
+        )
+    frame, _ = load_cgm(name)
+    grid = regularize(frame)
+    longest_gap = int(max_gap_min) // STEP_MIN - 1
+    parts: dict[str, list] = {}
+    for _, patient in grid.groupby("p_num", sort=True):
+        series = patient["bg_mM"].to_numpy(dtype=float)[:, None]
+        for split, part in split_by_time(series, fractions).items():
+            parts.setdefault(split, [])
+            parts[split] += [
+                sliding_windows(piece, length, stride)
+                for piece in _observed_pieces(part, longest_gap)
+                if len(piece) >= length
+            ]
+    empty = [split for split, windows in parts.items() if not windows]
+    if empty:
+        raise ValueError(
+            f"no CGM window of length {length} in the {empty} split(s): "
+            "use shorter windows or a longer max_gap_min"
+        )
+    out = {}
+    for split, windows in parts.items():
+        windows = np.concatenate(windows)
+        # a window shorter than a kept gap can fall inside it: nothing to impute from
+        out[split] = windows[(~np.isnan(windows)).any(axis=(1, 2))]
+    return out
+
+
+@lru_cache(maxsize=8)
+def _scaled_windows(
+    name: str,
+    length: int,
+    stride: int,
+    fractions: tuple,
+    max_gap_min: int,
+    limits: tuple,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The scaled window subsets of :func:`imputation_splits` (read-only, cached) and each split's full size.
+
+    A grid of patterns draws many masks over the same windows: windowing a
+    long series (energy: 28 features) and reading the CGM records once each.
+    """
+    if name == CGM_DATASET:
+        windows = cgm_windows(length, stride, fractions, max_gap_min)
+    else:
+        series = load_timegan(name).to_numpy(dtype=float)
+        windows = windowed_splits(series, length, stride, fractions)
+    scaler = MinMaxScaler().fit(windows["train"])
+    limits = dict(limits)
+    unknown = set(limits) - set(windows)
+    if unknown:
+        raise ValueError(
+            "max_windows names unknown split(s) "
+            f"{sorted(unknown)}; splits are {sorted(windows)}"
+        )
+    out = {}
+    for split, w in windows.items():
+        out[split] = scaler.transform(_evenly(w, limits.get(split)))
+        out[split].flags.writeable = False
+    return out, {split: len(w) for split, w in windows.items()}
+
+
 def imputation_splits(
     name: str,
     rate: float,
@@ -81,42 +187,65 @@ def imputation_splits(
     stride: int = 1,
     max_windows: dict | None = None,
     fractions=(0.7, 0.1, 0.2),
+    *,
+    pattern: str = "point",
+    seq_len: int = 4,
+    block_len: int = 4,
+    block_width: int = 2,
+    max_gap_min: int = 60,
 ) -> dict[str, dict]:
-    """``{"train", "val", "test"}`` PyPOTS dicts of a TimeGAN data set with ``rate`` point missingness.
+    """``{"train", "val", "test"}`` PyPOTS dicts of a data set with ``rate`` of ``pattern`` missingness.
+
+    ``name`` is a TimeGAN data set (``"stock"``, ``"energy"``) or
+    :data:`CGM_DATASET` (``"cgm"``: real glucose records with their own gaps,
+    :func:`cgm_windows`; ``rate`` of the *observed* readings are hidden on top
+    and only those are scored). ``pattern`` is one of
+    :data:`tsgen.data.PATTERNS`, with ``seq_len``, ``block_len`` and
+    ``block_width`` (capped at the number of features) as in
+    :func:`tsgen.data.add_missingness`.
 
     The series is split in time order before windowing (no test time step is
     seen in training), min-max scaled with the training split's range, and
     ``max_windows`` (e.g. ``{"train": 512, "test": 256}``) keeps an even subset
     of a split's windows (a limit above a split's size warns, naming both, and
-    keeps them all). Each split gets its own missingness draw from ``seed``.
+    keeps them all). Each split gets its own missingness draw from ``seed``;
+    a window the draw leaves with no observed value (high rates on short or
+    univariate windows) is set aside: nothing in it can be imputed from.
     """
-    series = load_timegan(name).to_numpy(dtype=float)
-    windows = windowed_splits(series, length, stride, fractions)
-    scaler = MinMaxScaler().fit(windows["train"])
-    limits = max_windows or {}
-    unknown = set(limits) - set(windows)
-    if unknown:
-        raise ValueError(
-            "max_windows names unknown split(s) "
-            f"{sorted(unknown)}; splits are {sorted(windows)}"
-        )
-    for split, w in windows.items():
-        if limits.get(split) is not None and limits[split] > len(w):
+    limits = dict(max_windows or {})
+    windows, available = _scaled_windows(
+        name,
+        int(length),
+        int(stride),
+        tuple(float(f) for f in fractions),
+        int(max_gap_min),
+        tuple(sorted(limits.items())),
+    )
+    for split, n in available.items():
+        if limits.get(split) is not None and limits[split] > n:
             warnings.warn(
                 f"max_windows[{split!r}]={limits[split]} asks for more windows than "
-                f"the {split} split of {name} has ({len(w)} of length {length}, "
-                f"stride {stride}): using all {len(w)}",
+                f"the {split} split of {name} has ({n} of length {length}, "
+                f"stride {stride}): using all {n}",
                 stacklevel=2,
             )
-    return {
-        split: add_missingness(
-            scaler.transform(_evenly(w, limits.get(split))),
-            "point",
+    n_features = windows["train"].shape[-1]
+    options = dict(
+        seq_len=seq_len, block_len=block_len, block_width=min(block_width, n_features)
+    )
+    out = {}
+    for i, (split, w) in enumerate(windows.items()):
+        data = add_missingness(
+            w,
+            pattern,
             rate,
             seed=1000 * seed + i,
+            allow_empty=True,
+            **options,
         )
-        for i, (split, w) in enumerate(windows.items())
-    }
+        kept = data["missing_mask"].sum(axis=(1, 2)) > 0
+        out[split] = {key: value[kept] for key, value in data.items()}
+    return out
 
 
 def split_summary(
@@ -321,32 +450,94 @@ def score_imputations(imputations: dict, data: dict) -> pd.DataFrame:
 # ---------------------------------------- chapter 3: comparison and ablations
 
 
-def compare(
+def _check_patterns(patterns) -> list[tuple[str, float]]:
+    pairs = []
+    for item in patterns:
+        if (
+            not isinstance(item, (list, tuple))
+            or len(item) != 2
+            or item[0] not in PATTERN_LABELS
+        ):
+            raise ValueError(
+                "patterns must be (pattern, rate) pairs with pattern one of "
+                f"{sorted(PATTERN_LABELS)}; got {item!r}"
+            )
+        pairs.append((item[0], float(item[1])))
+    if not pairs:
+        raise ValueError("patterns is empty: give at least one (pattern, rate) pair")
+    return pairs
+
+
+def pattern_comparison(
     datasets,
-    rates,
+    patterns,
+    lengths,
     seeds,
-    models=MODELS,
+    models=GRID_MODELS,
     *,
-    length: int = 24,
+    run_fraction: float = 0.25,
+    block_width: int = 2,
     stride: int = 1,
     max_windows: dict | None = None,
     size: dict | None = None,
     ttt_params: dict | None = None,
     window_norm: bool = True,
+    max_gap_min: int = 60,
     device: str = "cpu",
     progress: bool = False,
 ) -> pd.DataFrame:
-    """One row per (data set, missing rate, seed, model): errors on held-out test entries and times.
+    """One row per (data set, pattern, rate, window length, seed, model): errors on held-out test entries.
 
-    ``size`` (``d_model``, ``n_layers``, ``n_heads``, ``d_ffn``, ``epochs``,
-    ``patience``, ``batch_size``, ``lr``) is shared by every deep model;
-    ``ttt_params`` are extra :class:`TTTImputerConfig` fields.
+    TSI-Bench's grid of missingness patterns: ``patterns`` are ``(pattern,
+    rate)`` pairs of ``"point"`` (values missing at random), ``"sequence"``
+    (runs of ``run_fraction`` × the window length in one feature: TSI-Bench's
+    *subsequence* missing) and ``"block"`` (such runs over ``block_width``
+    adjacent features at once), each applied to every data set (TimeGAN names
+    or ``"cgm"``, see :func:`imputation_splits`) at every window length of
+    ``lengths``. Every deep model gets the same ``size`` (``d_model``,
+    ``n_layers``, ``n_heads``, ``d_ffn``, ``epochs``, ``patience``,
+    ``batch_size``, ``lr``; ``ttt_params`` are extra :class:`TTTImputerConfig`
+    fields) and is stopped early on the validation split only; the test split is scored once.
+    The ``pattern`` column holds TSI-Bench's name (:data:`PATTERN_LABELS`), and
+    ``test_windows`` the windows scored (a draw can leave a window empty; it
+    is set aside). On a data set with one feature (``"cgm"``) a block is a
+    subsequence, so ``"block"`` is skipped there. Summarise over seeds with
+    ``tsgen.book.tables.summarize`` and compare with :func:`pattern_verdict`.
     """
-    runs = [(d, r, s) for d in datasets for r in rates for s in seeds]
+    pairs = _check_patterns(patterns)
+    if not 0 < run_fraction <= 1:
+        raise ValueError(f"run_fraction must be in (0, 1]; got {run_fraction!r}")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {MODELS}")
+    runs = [
+        (d, p, r, n, s)
+        for d in datasets
+        for p, r in pairs
+        for n in lengths
+        for s in seeds
+    ]
     rows = []
-    for dataset, rate, seed in progress_bar(runs, enabled=progress, desc="compare"):
-        splits = imputation_splits(dataset, rate, seed, length, stride, max_windows)
+    for dataset, pattern, rate, length, seed in progress_bar(
+        runs, enabled=progress, desc="patterns"
+    ):
+        run_len = max(1, round(run_fraction * length))
+        splits = imputation_splits(
+            dataset,
+            rate,
+            seed,
+            length,
+            stride,
+            max_windows,
+            pattern=pattern,
+            seq_len=run_len,
+            block_len=run_len,
+            block_width=block_width,
+            max_gap_min=max_gap_min,
+        )
         n_features = splits["train"]["X"].shape[-1]
+        if pattern == "block" and n_features == 1:
+            continue  # one feature: a block is a subsequence, already in the grid
         for model in models:
             extra = (ttt_params or {}) if model == "TTTImputer" else {}
             imputer = make_imputer(
@@ -361,13 +552,60 @@ def compare(
             rows.append(
                 {
                     "dataset": dataset,
-                    "missing_rate": rate,
+                    "pattern": PATTERN_LABELS[pattern],
+                    "rate": rate,
+                    "window": length,
                     "seed": seed,
                     "model": LABELS.get(model, model),
+                    "test_windows": len(splits["test"]["X"]),
                     **fit_and_score(imputer, splits, seed, window_norm),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def pattern_verdict(
+    runs: pd.DataFrame,
+    metric: str = "mae",
+    model: str = "TTTImputer",
+    rivals=("SAITS", "linear interpolation"),
+) -> pd.DataFrame:
+    """Per setting of :func:`pattern_comparison`: ``model`` against each of ``rivals`` and the best other model.
+
+    One row per (data set, pattern, rate, window): the mean ``metric`` over
+    seeds of ``model``, of each rival, and of the best of the remaining models
+    (``best other`` names it); ``vs <rival> %`` = 100 × (``model`` / rival − 1),
+    negative where ``model`` is better; ``clear vs <rival>`` is True where the
+    gap between the means is larger than the two seed-to-seed stds together
+    (the sign of a smaller gap could flip with other seeds).
+    """
+    setting = ["dataset", "pattern", "rate", "window"]
+    missing = [c for c in [*setting, "model", metric] if c not in runs.columns]
+    if missing:
+        raise ValueError(f"runs lacks column(s) {missing}; pass pattern_comparison's")
+    names = set(runs["model"])
+    absent = [m for m in (model, *rivals) if m not in names]
+    if absent:
+        raise ValueError(
+            f"runs has no rows of {absent}; its models are {sorted(names)}"
+        )
+    stats = runs.groupby([*setting, "model"], sort=False)[metric].agg(["mean", "std"])
+    mean = stats["mean"].unstack("model")
+    std = stats["std"].fillna(0.0).unstack("model")
+    others = [m for m in mean.columns if m not in (model, *rivals)]
+    out = pd.DataFrame(index=mean.index)
+    out[model] = mean[model]
+    for rival in rivals:
+        out[rival] = mean[rival]
+    if others:
+        out["best other"] = mean[others].idxmin(axis=1)
+        out["best other " + metric] = mean[others].min(axis=1)
+    for rival in rivals:
+        out[f"vs {rival} %"] = 100 * (mean[model] / mean[rival] - 1)
+        out[f"clear vs {rival}"] = (mean[model] - mean[rival]).abs() > (
+            std[model] + std[rival]
+        )
+    return out
 
 
 def ablation_variants(
@@ -538,8 +776,10 @@ def speed_comparison(
 ) -> pd.DataFrame:
     """Forward + backward time of one training batch: SAITS and ``TTTImputer`` variants at one size.
 
-    Each model with its own ORT + MIT loss on the same batch of sines. Columns
-    ``model``, ``ms`` (median over ``repeats``), ``ratio_to_SAITS``.
+    Each model with its own ORT + MIT loss on the same batch of sines, the
+    models timed in turns (:func:`~tsgen.imputation.speed.interleaved_step_seconds`)
+    so that the ratios hold under a changing machine load. Columns ``model``,
+    ``ms`` (median over ``repeats``), ``ratio_to_SAITS``.
     """
     batch_data = training_batch(
         make_sines(batch, length=length, n_features=n_features, seed=seed), 0.2, seed
@@ -568,21 +808,16 @@ def speed_comparison(
             {**ttt, "bidirectional": False},
         ),
     }
-    rows = []
+    imputers = {
+        name: make_imputer(model, length, n_features, **size, **extra)
+        for name, (model, extra) in models.items()
+    }
     with seeded(seed, device):  # dropout and MIT draws inside the timed steps
-        for name, (model, extra) in models.items():
-            imputer = make_imputer(model, length, n_features, **size, **extra)
-            rows.append(
-                {
-                    "model": name,
-                    "ms": 1000
-                    * imputer_step_seconds(imputer, batch_data, repeats=repeats),
-                }
-            )
-    frame = pd.DataFrame(rows)
-    frame["ratio_to_SAITS"] = (
-        frame["ms"] / frame.loc[frame["model"] == "SAITS", "ms"].iloc[0]
+        seconds = interleaved_step_seconds(imputers, batch_data, repeats=repeats)
+    frame = pd.DataFrame(
+        {"model": list(seconds), "ms": [1000 * s for s in seconds.values()]}
     )
+    frame["ratio_to_SAITS"] = frame["ms"] / (1000 * seconds["SAITS"])
     return frame
 
 
@@ -594,24 +829,33 @@ def dual_form_comparison(
     mini_batch_size: int = 8,
     repeats: int = 5,
     seed: int = 0,
+    inner_lr_scaling: str = "constant",
 ) -> pd.DataFrame:
     """One TTT layer's forward pass on the CPU: the mini-batch dual form against the per-token loop.
 
     One row per layer type (TTT-Linear, TTT-MLP): ``dual_ms``, ``loop_ms``
-    (medians), ``loop_over_dual`` and the largest difference between their
-    outputs (the two compute the same updates).
+    (medians, the two timed in turns), ``loop_over_dual`` and the largest
+    difference between their outputs (the two compute the same updates).
     """
     x = torch.randn(batch, length, d_model, generator=torch_generator(seed))
     rows = []
     for layer_type in ("linear", "mlp"):
         with seeded(seed):
-            layer = make_ttt_layer(layer_type, d_model, n_heads, mini_batch_size, 1.0)
+            layer = make_ttt_layer(
+                layer_type, d_model, n_heads, mini_batch_size, 1.0, inner_lr_scaling
+            )
         with torch.no_grad():
             gap = (layer(x) - per_token_reference(layer, x)).abs().max().item()
-        dual = forward_seconds(partial(layer, x), repeats)
-        loop = forward_seconds(
-            partial(per_token_reference, layer, x), max(1, repeats // 2)
-        )
+        times = {"dual": [], "loop": []}
+        for i in range(1 + repeats):  # the first round warms up
+            for name, fn in (
+                ("dual", partial(layer, x)),
+                ("loop", partial(per_token_reference, layer, x)),
+            ):
+                seconds = forward_seconds(fn, repeats=1, warmup=0)
+                if i:
+                    times[name].append(seconds)
+        dual, loop = (float(np.median(times[name])) for name in ("dual", "loop"))
         rows.append(
             {
                 "layer": LAYER_NAMES[layer_type],

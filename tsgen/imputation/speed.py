@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -78,34 +79,67 @@ def imputer_step_seconds(
     imputer, batch: dict, repeats: int = 5, warmup: int = 1
 ) -> float:
     """Forward + backward of a PyPOTS imputer's model core on one batch with its own training loss."""
-    model = imputer.model
-    model.train()
-    device = next(model.parameters()).device
-    inputs = {k: v.to(device) for k, v in batch.items()}
-    try:
-        return step_seconds(
-            lambda: model(inputs, calc_criterion=True)["loss"], repeats, warmup
+    return interleaved_step_seconds({"model": imputer}, batch, repeats, warmup)["model"]
+
+
+def interleaved_step_seconds(
+    imputers: dict, batch: dict, repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
+    """:func:`imputer_step_seconds` of several imputers, timed in turns.
+
+    Each round times every model once, so a change in the machine's load
+    (other processes) reaches all of them alike and their ratios stay fair.
+    Returns the median seconds per name; the models are left in eval mode with
+    no gradients.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(
+            f"repeats must be >= 1 and warmup >= 0; got {repeats}, {warmup}"
         )
+    losses = {}
+    for name, imputer in imputers.items():
+        model = imputer.model
+        model.train()
+        device = next(model.parameters()).device
+        inputs = {k: v.to(device) for k, v in batch.items()}
+        losses[name] = partial(_training_loss, model, inputs)
+    times = {name: [] for name in imputers}
+    try:
+        for i in range(warmup + repeats):
+            for name, loss_fn in losses.items():
+                seconds = step_seconds(loss_fn, repeats=1, warmup=0)
+                if i >= warmup:
+                    times[name].append(seconds)
     finally:
-        model.zero_grad(set_to_none=True)
-        model.eval()
+        for imputer in imputers.values():
+            imputer.model.zero_grad(set_to_none=True)
+            imputer.model.eval()
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _training_loss(model, inputs: dict) -> torch.Tensor:
+    return model(inputs, calc_criterion=True)["loss"]
 
 
 def per_token_reference(layer: TTTLayer, x: torch.Tensor) -> torch.Tensor:
     """The primal form of ``layer``: one token at a time, gradients by autograd, weights materialised.
 
     Mini-batch TTT semantics: inside an inner mini-batch every gradient is taken
-    at the weights from the end of the previous mini-batch, and the weights used
-    for token t are those after the updates of tokens s <= t. It computes the
-    layer's forward pass only (no gradient to the outer weights).
+    at the weights ``θ_0`` from the end of the previous mini-batch, and the
+    weights used for token ``t`` (1-based inside the mini-batch) are
+    ``θ_t = θ_0 − c_t Σ_{s≤t} η_s ∇ℓ(θ_0; x_s)`` with ``c_t = 1`` or, for
+    ``inner_lr_scaling="inverse_position"``, ``c_t = 1/t``; the next mini-batch
+    starts from the last ``θ_t``. It computes the layer's forward pass only (no
+    gradient to the outer weights).
     """
     with torch.no_grad():
         q, k, v, eta = layer.views(x)
         base = [s.clone() for s in layer.initial_state(x.shape[0])]
+    inverse = layer.inner_lr_scaling == "inverse_position"
     length, size = x.shape[1], layer.mini_batch_size
     outputs = []
     for start in range(0, length, size):
-        current = list(base)
+        summed = [torch.zeros_like(w) for w in base]
         for t in range(start, min(start + size, length)):
             at_base = [s.detach().requires_grad_(True) for s in base]
             token = slice(t, t + 1)
@@ -113,10 +147,12 @@ def per_token_reference(layer: TTTLayer, x: torch.Tensor) -> torch.Tensor:
                 out = layer.inner_norm(layer.inner_model(at_base, k[:, :, token]))[0]
                 loss = 0.5 * (out - (v - k)[:, :, token]).pow(2).sum()
                 grads = torch.autograd.grad(loss, at_base)
-            current = [
-                w - eta[:, :, t, None, None] * g
-                for w, g in zip(current, grads, strict=True)
+            summed = [
+                total + eta[:, :, t, None, None] * g
+                for total, g in zip(summed, grads, strict=True)
             ]
+            scale = 1.0 / (t - start + 1) if inverse else 1.0
+            current = [w - scale * total for w, total in zip(base, summed, strict=True)]
             with torch.no_grad():
                 inner = layer.inner_model(current, q[:, :, token])
                 z = q[:, :, token] + layer.inner_norm(inner)[0]

@@ -34,11 +34,15 @@ def cross_correlations(x: np.ndarray, lags: int = 1) -> np.ndarray:
             f"feature(s) {flat.tolist()} are constant: their correlation is undefined"
         )
     z = (x - x.mean(axis=(0, 1), keepdims=True)) / std
-    left, right = np.tril_indices(x.shape[2])
+    n, length, features = x.shape
+    left, right = np.tril_indices(features)
     out = []
     for lag in range(lags):
-        prod = z[:, lag:, left] * z[:, : x.shape[1] - lag, right]
-        out.append(prod.mean(axis=(0, 1)))
+        # the mean over series and time of z_i(t + lag) z_j(t) for every pair (i, j),
+        # as one matrix product: memory of one copy of z, not of every pair's product
+        later = z[:, lag:].reshape(-1, features)
+        earlier = z[:, : length - lag].reshape(-1, features)
+        out.append((later.T @ earlier / len(later))[left, right])
     return np.stack(out)
 
 

@@ -15,7 +15,10 @@ from ...config import (
     positive_int,
     probability,
 )
-from ..layers import LAYER_TYPES
+from ..layers import INNER_LR_SCALINGS, LAYER_TYPES
+
+# the error each term of the ORT + MIT loss averages over its entries
+TRAINING_LOSSES = ("mae", "mse")
 
 
 @dataclass
@@ -25,11 +28,17 @@ class TTTImputerConfig(JSONConfig):
     Architecture: ``n_steps`` × ``n_features`` windows, ``n_layers`` TTT blocks of
     width ``d_model`` with ``n_heads`` heads, ``layer_type`` ``"linear"`` (TTT-Linear)
     or ``"mlp"`` (TTT-MLP), inner mini-batch ``mini_batch_size``, inner learning-rate
-    scale ``inner_lr``, ``bidirectional`` (a forward and a time-reversed pass),
+    scale ``inner_lr``, its scaling over a mini-batch ``inner_lr_scaling``
+    (``"constant"``, tsgen's default, or ``"inverse_position"``: the TTT paper's
+    ``1/t``; see :mod:`tsgen.imputation.layers`), ``bidirectional`` (a forward
+    and a time-reversed pass),
     feed-forward width ``d_ffn``, ``dropout``.
 
-    Training (SAITS's recipe): loss ``ORT_weight · ORT + MIT_weight · MIT`` (MAE),
-    ``mit_rate`` of the observed training entries hidden per batch for MIT, Adam
+    Training (SAITS's recipe): loss ``ORT_weight · ORT + MIT_weight · MIT``, each
+    term the ``training_loss`` over its entries: ``"mae"`` (SAITS's and PyPOTS's,
+    the default) or ``"mse"`` (the naive TTT imputer this one was refactored
+    from, the seed, trained on squared errors; a departure from SAITS kept as an
+    option); ``mit_rate`` of the observed training entries hidden per batch for MIT, Adam
     with ``lr``, ``batch_size``, at most ``epochs`` epochs, early stopping after
     ``patience`` epochs without a better validation MSE (``None``: no early stop;
     without a validation set there is none either).
@@ -57,11 +66,13 @@ class TTTImputerConfig(JSONConfig):
     layer_type: str = "linear"
     mini_batch_size: int = 8
     inner_lr: float = 1.0
+    inner_lr_scaling: str = "constant"
     bidirectional: bool = True
     d_ffn: int = 128
     dropout: float = 0.0
     ORT_weight: float = 1.0
     MIT_weight: float = 1.0
+    training_loss: str = "mae"
     mit_rate: float = 0.2
     batch_size: int = 32
     epochs: int = 100
@@ -90,6 +101,8 @@ class TTTImputerConfig(JSONConfig):
         non_negative_int(self, "seed")
         boolean(self, "bidirectional")
         choice(self, "layer_type", LAYER_TYPES)
+        choice(self, "training_loss", TRAINING_LOSSES)
+        choice(self, "inner_lr_scaling", INNER_LR_SCALINGS)
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"TTTImputerConfig.d_model ({self.d_model}) "
@@ -111,7 +124,7 @@ class TTTImputerConfig(JSONConfig):
                 "TTTImputerConfig: ORT_weight and MIT_weight "
                 "are both 0; nothing would be trained"
             )
-        choice(self, "adaptation_engine", available_engines())
+        choice(self, "adaptation_engine", available_engines(aliases=True))
         if not isinstance(self.engine_options, dict):
             raise ValueError(
                 "TTTImputerConfig.engine_options must be a dict of the "

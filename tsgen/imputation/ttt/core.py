@@ -42,6 +42,7 @@ class _TTTImputer(ModelCore):
             layer_type=c.layer_type,
             mini_batch_size=c.mini_batch_size,
             base_lr=c.inner_lr,
+            inner_lr_scaling=c.inner_lr_scaling,
             bidirectional=c.bidirectional,
             dropout=c.dropout,
         )

@@ -156,7 +156,7 @@ class TTTImputer(Estimator, BaseNNImputer):
         with quiet(loggers=[PYPOTS_LOG]), seeded(c.seed, device):
             BaseNNImputer.__init__(
                 self,
-                training_loss=MAE,
+                training_loss=MAE if c.training_loss == "mae" else MSE,
                 validation_metric=MSE,
                 batch_size=c.batch_size,
                 epochs=c.epochs,
@@ -372,8 +372,12 @@ class TTTImputer(Estimator, BaseNNImputer):
         Observed entries of ``X`` are returned exactly as given (not through
         the network's float32), in ``X``'s float dtype. With adaptation
         (``num_steps > 0``, from the config or ``adaptation=``) every batch of
-        ``batch_size`` samples is adapted on its own, its reconstruction is the
-        engine's output, and the weights are restored.
+        ``batch_size`` samples is adapted on its own (``scope="batch"``; with
+        ``scope="sample"`` every sample alone, and ``safeguard`` keeps only
+        the steps a held-out check approves: see
+        :class:`tsgen.adaptation.OptimizationParameters`), its reconstruction is
+        the engine's output, and the weights are restored. A sample's result does
+        not depend on the order of the samples inside its batch.
         """
         if self.best_epoch < 1:
             raise RuntimeError(
