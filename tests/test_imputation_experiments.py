@@ -130,8 +130,15 @@ def test_ablations_with_adaptation_rows():
         "TTT-MLP",
         "inner mini-batch 2",
         "unidirectional",
+        "inner lr 1/t (TTT paper)",
+        "MSE loss (the seed's)",
         "ORT 1 / MIT 0",
     ]
+    assert variants["inner lr 1/t (TTT paper)"] == {
+        "inner_lr_scaling": "inverse_position"
+    }
+    other = ablation_variants("linear", True, training_loss="mse")
+    assert other["MAE loss (SAITS's)"] == {"training_loss": "mae"}
     assert variants["ORT 1 / MIT 0"] == {"ORT_weight": 1.0, "MIT_weight": 0.0}
     table = ablations(
         "stock",

@@ -613,12 +613,16 @@ def ablation_variants(
     bidirectional: bool = True,
     mini_batch_sizes=(),
     loss_weights=(),
+    inner_lr_scaling: str = "constant",
+    training_loss: str = "mae",
 ) -> dict[str, dict]:
     """``{name: TTTImputerConfig changes}``: the reference, then one setting changed at a time.
 
     The other layer type, each inner mini-batch size of ``mini_batch_sizes``,
-    the other direction setting, and each ``(ORT_weight, MIT_weight)`` pair of
-    ``loss_weights``.
+    the other direction setting, the other inner learning-rate scaling (the
+    TTT paper's 1/t or a constant), the other training loss (the seed's MSE or
+    SAITS's MAE), and each ``(ORT_weight, MIT_weight)`` pair of
+    ``loss_weights``. The arguments describe the reference.
     """
     other = "mlp" if layer_type == "linear" else "linear"
     variants = {"reference": {}, LAYER_NAMES[other]: {"layer_type": other}}
@@ -628,6 +632,14 @@ def ablation_variants(
     variants["unidirectional" if bidirectional else "bidirectional"] = {
         "bidirectional": not bidirectional
     }
+    if inner_lr_scaling == "constant":
+        variants["inner lr 1/t (TTT paper)"] = {"inner_lr_scaling": "inverse_position"}
+    else:
+        variants["inner lr constant"] = {"inner_lr_scaling": "constant"}
+    if training_loss == "mae":
+        variants["MSE loss (the seed's)"] = {"training_loss": "mse"}
+    else:
+        variants["MAE loss (SAITS's)"] = {"training_loss": "mae"}
     variants.update(
         {
             f"ORT {ort:g} / MIT {mit:g}": {"ORT_weight": ort, "MIT_weight": mit}
