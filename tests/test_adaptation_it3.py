@@ -462,3 +462,17 @@ def test_torch_ttt_4d_to_4d(device):
 def test_torch_ttt_missing_layer():
     with pytest.raises(ValueError, match="has no layer 'not_there'"):
         get_engine("ittt")(VectorNet(), "not_there", torch.ones(1, 8))
+
+
+def test_the_default_embedder_is_built_on_the_models_device():
+    from tsgen.book.devices import VIRTUAL, DeviceCheck, on_accelerator
+
+    with DeviceCheck():
+        model = nn.Sequential(
+            nn.Flatten(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4)
+        ).to(VIRTUAL)
+        x = torch.randn(8, 16, 2, device=VIRTUAL)
+        engine = IT3Engine(model, "1", x)  # the check runs the embedder once
+        assert all(on_accelerator(p) for p in engine.embedder.parameters())
+        outputs, loss = engine.train()(x, torch.randn(8, 4, device=VIRTUAL))
+        assert on_accelerator(outputs) and on_accelerator(loss)

@@ -179,9 +179,10 @@ class IT3Engine(BaseEngine):
         self.features_shape = _shape(features_shape)
         self.prediction_shape = _shape(prediction_shape)
         if embedder is None:
+            # on the model's device, where the check below and adaptation run it
             self.embedder = FlatEmbedder(
                 self.prediction_shape, self.features_shape, embed_hidden
-            )
+            ).to(probed[1].device if probed else _device_of(model))
         if probed is not None:  # wrong shapes of user callables fail now
             features, outputs = probed
             with torch.no_grad():
@@ -297,3 +298,10 @@ def _described(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"shape {tuple(value.shape)}"
     return type(value).__name__
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter or buffer (the CPU for an empty model)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")

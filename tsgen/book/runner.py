@@ -336,7 +336,13 @@ def _run(plan, output_dir, profile: str, force: bool, jobs: int) -> dict[str, fl
                 running[future] = (notebook, output, digest)
             for future in as_completed(running):
                 notebook, output, digest = running[future]
-                times[notebook.stem] = future.result()
+                try:
+                    times[notebook.stem] = future.result()
+                except BaseException:
+                    # fail fast: the queued chapters are not started
+                    for queued in running:
+                        queued.cancel()
+                    raise
                 if output_dir is not None:
                     # Chapter.save_results names the file after the chapter
                     written = sorted(
