@@ -126,6 +126,25 @@ def test_a_chapter_executes_once_per_change_of_its_inputs(
     assert printed[0]["text"].strip() == "3"
 
 
+def test_the_chapters_own_results_of_other_profiles_are_among_its_inputs(
+    tiny_notebook, tmp_path, monkeypatch
+):
+    from tsgen.book import runner
+
+    monkeypatch.setattr(runner, "REPO", tmp_path)
+    committed = tmp_path / "book" / "results"
+    committed.mkdir(parents=True)
+
+    def digest():
+        return runner.inputs_digest(tiny_notebook, "default", {})
+
+    before = digest()
+    (committed / "tiny.default.json").write_text("{}")  # its own output: no input
+    assert digest() == before
+    (committed / "tiny.reference.json").write_text("{}")  # another profile's run
+    assert digest() != before
+
+
 def test_a_deleted_results_file_makes_the_chapter_run_again(tiny_notebook, tmp_path):
     nb = nbformat.read(tiny_notebook, as_version=4)
     nb.cells.append(

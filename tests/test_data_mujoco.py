@@ -50,7 +50,7 @@ def test_cache_is_written_once_and_serves_smaller_requests(runs, monkeypatch):
     cache, data = runs
     files = list((cache / "mujoco").glob("*.npy"))
     assert len(files) == 1 and "seed0_n8_frames100" in files[0].name
-    assert not list((cache / "mujoco").glob("*.part"))
+    assert not list((cache / "mujoco").glob("*.partial"))
 
     def no_simulation(*args, **kwargs):
         raise AssertionError("simulated although the cache holds the runs")

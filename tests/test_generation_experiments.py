@@ -13,13 +13,16 @@ from tsgen.generation import (
     benchmark_windows,
     cell_name,
     checkpoint_selection,
+    claim_check,
     delay_embedding_table,
+    discriminative_floor,
     generation_ablations,
     generation_cell,
     generation_grid,
     generation_scores,
     inverse_comparison,
     irregular_windows,
+    profile_comparison,
     round_trip_errors,
     score_columns,
     training_plan,
@@ -97,6 +100,8 @@ def test_generation_grid_has_one_row_per_condition_and_repeats_under_a_seed():
         *SCORE_COLUMNS,
         "fit_seconds",
         "sample_seconds",
+        "discriminative_floor",
+        "discriminative_floor_std",
     ]
     assert grid[["length", "dataset", "missing"]].values.tolist() == [
         [24, "sines", 0.3],
@@ -197,8 +202,72 @@ def test_generation_grid_with_a_work_dir_skips_finished_cells(tmp_path):
     kwargs = dict(n_windows=16, overrides=TINY, protocol=QUICK, seed=0)
     grid = generation_grid(["sines"], [0.3], [24], work_dir=tmp_path, **kwargs)
     assert (tmp_path / "length24-sines-missing0.3" / "result.json").exists()
+    assert (tmp_path / "length24-sines-floor.json").exists()
     again = generation_grid(["sines"], [0.3], [24], work_dir=tmp_path, **kwargs)
     pd.testing.assert_frame_equal(grid, again)
+
+
+def test_the_discriminative_floor_is_the_score_of_the_real_windows_against_themselves():
+    real = benchmark_windows("sines", 24, 40, seed=0)
+    protocol = MetricProtocol(disc_iterations=5, pred_iterations=1, repeats=2)
+    floor = discriminative_floor(real, protocol, seed=3)
+    assert len(floor.values) == 2 and 0 <= floor.mean <= 0.5
+    again = discriminative_floor(real, protocol, seed=3)
+    assert floor.values == again.values
+
+
+def _grid_table(scores, floors=None):
+    table = pd.DataFrame(
+        {
+            "length": 24,
+            "dataset": ["sines", "sines", "stock"],
+            "missing": [0.3, 0.5, 0.3],
+            "discriminative": scores,
+            "discriminative_std": 0.01,
+        }
+    )
+    return table if floors is None else table.assign(discriminative_floor=floors)
+
+
+PAPER = pd.DataFrame(
+    {
+        "length": 24,
+        "dataset": ["sines", "sines", "stock", "energy"],
+        "missing": [0.3, 0.5, 0.3, 0.3],
+        "value": [0.013, 0.014, 0.007, 0.048],
+    }
+)
+
+
+def test_profile_comparison_puts_each_run_beside_the_paper():
+    runs = {
+        "default": _grid_table([0.4, 0.3, 0.2]),
+        "reference": _grid_table([0.02, 0.05, 0.01], floors=[0.01, 0.01, 0.02]),
+    }
+    table = profile_comparison(runs, PAPER)
+    assert table.columns.tolist() == [
+        "length", "dataset", "missing",
+        "default", "default std", "default floor",
+        "reference", "reference std", "reference floor",
+        "paper",
+    ]  # fmt: skip
+    assert table["default floor"].isna().all()  # a run from before the floor existed
+    assert table["reference"].tolist() == [0.02, 0.05, 0.01]
+    assert table["paper"].tolist() == [0.013, 0.014, 0.007]
+    with pytest.raises(ValueError, match="at least one run"):
+        profile_comparison({}, PAPER)
+
+
+def test_claim_check_compares_with_twice_the_paper_and_says_if_the_floor_allows_it():
+    runs = {"reference": _grid_table([0.02, 0.05, 0.01], floors=[0.01, 0.01, 0.02])}
+    check = claim_check(profile_comparison(runs, PAPER), "reference")
+    assert check["within"].tolist() == [True, False, True]
+    assert check["resolvable"].tolist() == [True, True, False]
+    np.testing.assert_allclose(
+        check["ratio"], [0.02 / 0.013, 0.05 / 0.014, 0.01 / 0.007]
+    )
+    with pytest.raises(ValueError, match="no scores of run 'gpu'"):
+        claim_check(profile_comparison(runs, PAPER), "gpu")
 
 
 def test_training_plan_counts_the_grid_steps_and_times_one():

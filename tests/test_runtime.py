@@ -88,3 +88,17 @@ def test_progress_is_off_unless_asked(capsys):
     assert capsys.readouterr().err == ""
     assert list(runtime.progress(range(2), enabled=True, desc="demo")) == [0, 1]
     assert "demo" in capsys.readouterr().err
+
+
+def test_atomic_file_replaces_the_file_whole_or_leaves_it_as_it_was(tmp_path):
+    path = tmp_path / "new" / "data.txt"
+    with runtime.atomic_file(path) as partial:
+        partial.write_text("first")
+        assert not path.exists()  # nothing visible until the block succeeds
+    assert path.read_text() == "first"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with runtime.atomic_file(path) as partial:
+            partial.write_text("half")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "first"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["data.txt"]

@@ -1,4 +1,4 @@
-"""The bottom of the package: devices, seeding, quieting a named library, progress bars.
+"""The bottom of the package: devices, seeding, quieting a named library, progress bars, whole files.
 
 Everything in :mod:`tsgen` that picks a device, draws random numbers, silences
 a library or shows a progress bar goes through this module, so there is one way
@@ -11,6 +11,7 @@ to do each, and none of them leaks into the caller's state:
   that draws on its own.
 * :func:`quiet` silences named loggers and named warnings in a block, nothing else.
 * :func:`progress` is a tqdm bar that is off unless asked for.
+* :func:`atomic_file` writes a file that appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import random
 import re
 import warnings
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 
 __all__ = [
+    "atomic_file",
     "check_seed",
     "derive_seed",
     "numpy_rng",
@@ -165,3 +168,21 @@ def progress(
         return tqdm(
             iterable, desc=desc, total=total, disable=not enabled, mininterval=5.0
         )
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; renamed onto ``path`` when the block succeeds.
+
+    Readers see the old file or the whole new one, never half of it: an
+    interrupted write or an error in the block leaves ``path`` as it was and
+    removes the temporary file. Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)

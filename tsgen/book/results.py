@@ -34,6 +34,8 @@ SYSTEMS = {
 
 
 COMMITTED = Path(__file__).resolve().parents[2] / "book" / "results"
+# the book's profiles, from the smoke run to the paper's scale
+PROFILES = ("default", "reference", "gpu")
 
 
 def load_results(directory: str | Path | None = None) -> dict[tuple[str, str], dict]:
@@ -84,3 +86,31 @@ def rows_frame(record: dict) -> pd.DataFrame:
     frame = pd.DataFrame(record["rows"])
     frame.insert(0, "profile", record["profile"])
     return frame
+
+
+def profile_runs(
+    chapter: str,
+    profile: str | None = None,
+    rows: pd.DataFrame | None = None,
+    directory: str | Path | None = None,
+) -> dict[str, pd.DataFrame]:
+    """A chapter's results rows per profile, from its results files (:func:`load_results`).
+
+    Ordered as :data:`PROFILES`, then any other profile by name. ``rows`` (this
+    run's table) replace the file of ``profile``, so a chapter can set its own
+    run beside the others before or without saving it.
+    """
+    runs = {
+        name: pd.DataFrame(record["rows"])
+        for (stem, name), record in load_results(directory).items()
+        if stem == chapter
+    }
+    if rows is not None:
+        if profile is None:
+            raise ValueError("profile_runs: rows need the profile they ran at")
+        runs[profile] = rows
+    rank = {name: i for i, name in enumerate(PROFILES)}
+    return {
+        name: runs[name]
+        for name in sorted(runs, key=lambda n: (rank.get(n, len(rank)), n))
+    }

@@ -198,9 +198,10 @@ def inputs_digest(
     The notebook's cells (sources and tags, not outputs), every source file of
     :mod:`tsgen`, the lock files, the Python and torch versions, the profile and
     the parameters, the device-check switch and the kernels' numerics
-    (:func:`numerics_environment`); for a chapter that reads
-    results (see ``READS_RESULTS``), also the results files in ``results``,
-    the committed ones and the sweeps. The data cache is not an input: a
+    (:func:`numerics_environment`); the chapter's committed results files of
+    the other profiles; for a chapter that reads results (see
+    ``READS_RESULTS``), also the results files in ``results``, the committed
+    ones and the sweeps. The data cache is not an input: a
     chapter's numbers must not depend on whether it was warm.
     """
     import torch
@@ -228,8 +229,14 @@ def inputs_digest(
         "numerics": numerics_environment(),
     }
     add("setting", json.dumps(setting, sort_keys=True, default=repr))
+    # a chapter may show its own results of other profiles (chapter 7 puts the
+    # smoke, reference and GPU runs side by side): those files are inputs
+    stem = Path(notebook).stem
+    for path in sorted((REPO / "book" / "results").glob(f"{stem}.*.json")):
+        if path.name != f"{stem}.{profile}.json":
+            add(path.name, path.read_bytes())
     if READS_RESULTS in notebook_parameters(notebook):
-        own = f"{Path(notebook).stem}."
+        own = f"{stem}."
         for folder in {results, REPO / "book" / "results", REPO / "book" / "sweeps"}:
             if folder is None or not folder.exists():
                 continue

